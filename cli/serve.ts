@@ -1,0 +1,313 @@
+/** `natsgate serve`: runs the gateway, against given NATS servers or an embedded nats-server.
+ * `--dev` keeps state in ./.natsgate, seeds a demo user and prints a ready-to-use token.
+ * @module */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import { Gateway, type GatewayOptions } from "../src/gateway.ts";
+import { createLogger, isLogLevel, type Logger } from "../src/log.ts";
+import { NatsServer, requireNatsServer } from "../src/nats_server.ts";
+import { mintToken } from "../src/token.ts";
+import { userKey } from "../src/user_key.ts";
+import { connectNats } from "../src/nats_connect.ts";
+import { gatewayExtensions } from "../src/extensions.ts";
+import { CliError, durationArg, envOption, intArg, listArg, positiveIntArg } from "./_common.ts";
+
+/** Capabilities seeded for the `demo` user in dev mode. */
+export const DEMO_CAPABILITIES = {
+  subjects: ["demo.>"],
+  publish: ["demo.>"],
+  commands: ["demo.>"],
+  buckets: { demo: [">"] },
+  streams: { DEMO: [">"] },
+};
+
+/** Splits `host:port` (IPv6 in brackets). */
+export function parseListen(value: string): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value.trim());
+  if (!m) throw new CliError(`invalid --listen ${JSON.stringify(value)}: expected host:port`, 2);
+  const port = Number(m[3]);
+  if (port > 65535) throw new CliError(`invalid --listen port ${port}`, 2);
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+async function _devSecret(dir: string): Promise<string> {
+  const path = `${dir}/jwt-secret`;
+  try {
+    const s = (await Deno.readTextFile(path)).trim();
+    if (s.length >= 32) return s;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const secret = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+  return secret;
+}
+
+async function _seedDemo(nc: NatsConnection, bucket: string, log: Logger): Promise<void> {
+  const kv = await new Kvm(nc).create(bucket, { history: 10 });
+  try {
+    await kv.create(userKey("demo"), JSON.stringify(DEMO_CAPABILITIES));
+    log.info("seeded demo user", { key: `${bucket}.${userKey("demo")}` });
+  } catch {
+    // already there: keep what the developer changed
+  }
+}
+
+/** Builds the `serve` command. */
+export function serveCommand() {
+  return new Command("serve")
+    .description("run the WebSocket gateway")
+    .addOption(envOption("--listen <host:port>", "listen address").default("0.0.0.0:8080"))
+    .addOption(envOption("--ws-path <path>", "WebSocket path").default("/ws"))
+    .addOption(
+      envOption("--tls-cert <file>", "PEM certificate chain: serve wss:// (SIGHUP reloads)"),
+    )
+    .addOption(envOption("--tls-key <file>", "PEM private key for --tls-cert"))
+    .addOption(
+      envOption("--nats <urls>", "NATS server URLs, comma separated (default: embedded server)")
+        .argParser(listArg),
+    )
+    .addOption(envOption("--nats-creds <file>", "NATS credentials file (.creds)"))
+    .addOption(envOption("--nats-nkey <file>", "file with an NATS nkey seed"))
+    .addOption(envOption("--nats-user <user>", "NATS user"))
+    .addOption(envOption("--nats-pass <password>", "NATS password"))
+    .addOption(envOption("--nats-token <token>", "NATS auth token"))
+    .addOption(envOption("--nats-tls-ca <file>", "CA certificate for TLS to NATS"))
+    .addOption(envOption("--auth-bucket <name>", "KV bucket holding capabilities").default("auth"))
+    .addOption(envOption("--jwt-secret <secret>", "HS256 secret for client tokens"))
+    .addOption(
+      envOption("--jwt-public-key <file>", "PEM public key for RS256/ES256/EdDSA client tokens"),
+    )
+    .addOption(envOption("--jwks-url <url>", "JWKS URL for client tokens (cached)"))
+    .addOption(envOption("--jwt-issuer <iss>", "required token issuer"))
+    .addOption(envOption("--jwt-audience <aud>", "required token audience"))
+    .addOption(
+      envOption("--auth-cookie <name>", "cookie carrying the token").default("natsgate_token"),
+    )
+    .addOption(
+      envOption("--auth-timeout <duration>", "time allowed for the first auth frame")
+        .argParser(durationArg).default(5000, "5s"),
+    )
+    .addOption(
+      envOption("--allowed-origins <list>", "allowed Origins, comma separated; * allows any")
+        .argParser(listArg),
+    )
+    .addOption(
+      envOption("--max-frame-bytes <n>", "largest inbound frame").argParser(positiveIntArg)
+        .default(65536),
+    )
+    .addOption(
+      envOption("--max-subs <n>", "subscriptions per connection").argParser(intArg).default(256),
+    )
+    .addOption(
+      envOption("--max-conns-per-user <n>", "connections per user").argParser(intArg).default(32),
+    )
+    .addOption(
+      envOption("--rate <n>", "inbound ops per second").argParser(positiveIntArg).default(200),
+    )
+    .addOption(envOption("--burst <n>", "inbound op burst").argParser(positiveIntArg).default(400))
+    .addOption(
+      envOption("--max-pending-cmds <n>", "pending cmds per connection").argParser(intArg)
+        .default(64),
+    )
+    .addOption(
+      envOption("--max-pending-bytes <n>", "outbound queue bound per connection")
+        .argParser(positiveIntArg).default(1048576),
+    )
+    .addOption(
+      envOption("--backpressure-timeout-ms <n>", "how long a full queue is tolerated")
+        .argParser(intArg).default(250),
+    )
+    .addOption(
+      envOption("--max-cmd-timeout <duration>", "upper bound of a cmd timeout")
+        .argParser(durationArg).default(30000, "30s"),
+    )
+    .addOption(
+      envOption("--max-js-batch <n>", "upper bound of js_sub batch").argParser(positiveIntArg)
+        .default(1000),
+    )
+    .addOption(
+      envOption("--durable-inactive <duration>", "idle durable consumers expire after this")
+        .argParser(durationArg).default(86_400_000, "24h"),
+    )
+    .addOption(
+      envOption("--log-format <format>", "text or json").choices(["text", "json"] as const)
+        .default("text" as const),
+    )
+    .addOption(
+      envOption("--log-level <level>", "debug, info, warn or error").choices(
+        ["debug", "info", "warn", "error"] as const,
+      ).default("info" as const),
+    )
+    .addOption(
+      envOption("--drain-timeout <duration>", "on SIGTERM, time clients get before close 1001")
+        .argParser(durationArg).default(10_000, "10s"),
+    )
+    .addOption(envOption("--gateway-id <id>", "id in session listings (default: random)"))
+    .addOption(envOption("--data-dir <dir>", "dev mode state directory").default(".natsgate"))
+    .addOption(new Option("--dev", "development mode: embedded NATS, dev secret, demo user"))
+    .action(async (o) => {
+      const log = createLogger({
+        level: isLogLevel(o.logLevel) ? o.logLevel : "info",
+        format: o.logFormat,
+      });
+      const { hostname, port } = parseListen(o.listen);
+      let jwtSecret = o.jwtSecret;
+      let embedded: NatsServer | undefined;
+      let nats = o.nats;
+      const cleanup: Array<() => Promise<void>> = [];
+      try {
+        if (o.dev) {
+          await Deno.mkdir(o.dataDir, { recursive: true });
+          jwtSecret ??= await _devSecret(o.dataDir);
+        }
+        let jwtPublicKey: string | undefined;
+        if (o.jwtPublicKey) {
+          jwtPublicKey = await Deno.readTextFile(o.jwtPublicKey).catch((err) => {
+            throw new CliError(`cannot read --jwt-public-key: ${(err as Error).message}`, 2);
+          });
+        }
+        if (!jwtSecret && !jwtPublicKey && !o.jwksUrl) {
+          throw new CliError(
+            "no JWT key: pass --jwt-secret, --jwt-public-key or --jwks-url (or their NATSGATE_ " +
+              "env vars), or use --dev for development",
+            2,
+          );
+        }
+        if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+          throw new CliError("--tls-cert and --tls-key go together", 2);
+        }
+        if (!nats || nats.length === 0) {
+          const binary = await requireNatsServer().catch((err) => {
+            throw new CliError((err as Error).message);
+          });
+          embedded = await NatsServer.start({
+            binary,
+            storeDir: o.dev ? `${o.dataDir}/nats` : undefined,
+            logFile: o.dev ? `${o.dataDir}/nats-server.log` : undefined,
+          });
+          cleanup.push(() => embedded!.stop());
+          nats = [embedded.url];
+          log.info("embedded nats-server started", { url: embedded.url });
+        }
+        const nc = await connectNats({
+          servers: nats,
+          credsFile: o.natsCreds,
+          nkeySeedFile: o.natsNkey,
+          user: o.natsUser,
+          pass: o.natsPass,
+          token: o.natsToken,
+          tlsCaFile: o.natsTlsCa,
+          reconnectForever: true,
+        }).catch((err) => {
+          throw new CliError(`cannot connect to NATS at ${nats!.join(",")}: ${err.message}`);
+        });
+        cleanup.unshift(() => nc.drain().catch(() => {}));
+        if (o.dev) await _seedDemo(nc, o.authBucket, log);
+        const gwOpts: GatewayOptions = {
+          hostname,
+          port,
+          wsPath: o.wsPath,
+          nc,
+          authBucket: o.authBucket,
+          jwtSecret,
+          jwtPublicKey,
+          jwksUrl: o.jwksUrl,
+          jwtIssuer: o.jwtIssuer,
+          jwtAudience: o.jwtAudience,
+          authCookie: o.authCookie,
+          allowedOrigins: o.allowedOrigins ?? (o.dev ? ["*"] : []),
+          maxConnsPerUser: o.maxConnsPerUser,
+          id: o.gatewayId,
+          log,
+          tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+          limits: {
+            maxFrameBytes: o.maxFrameBytes,
+            maxSubs: o.maxSubs,
+            rate: o.rate,
+            burst: o.burst,
+            maxPendingCmds: o.maxPendingCmds,
+            maxPendingBytes: o.maxPendingBytes,
+            backpressureTimeoutMs: o.backpressureTimeoutMs,
+            maxCmdTimeoutMs: o.maxCmdTimeout,
+            authTimeoutMs: o.authTimeout,
+          },
+          ...gatewayExtensions({
+            maxJsBatch: o.maxJsBatch,
+            durableInactiveMs: o.durableInactive,
+          }),
+        };
+        const gw = await Gateway.start(gwOpts).catch((err) => {
+          if (err instanceof Deno.errors.AddrInUse) {
+            throw new CliError(`cannot listen on ${o.listen}: address in use`);
+          }
+          throw err;
+        });
+        let drainMs = 0;
+        if (gw.tls) {
+          const reload = () => {
+            gw.reloadTls().catch((err) =>
+              log.error("TLS reload failed; keeping the current certificate", { error: err })
+            );
+          };
+          Deno.addSignalListener("SIGHUP", reload);
+          cleanup.push(() => Promise.resolve(Deno.removeSignalListener("SIGHUP", reload)));
+        }
+        cleanup.unshift(() => gw.drain(drainMs));
+        if (o.dev && jwtSecret) {
+          const token = await mintToken({
+            secret: jwtSecret,
+            user: "demo",
+            ttlSeconds: 86400,
+            issuer: o.jwtIssuer,
+            audience: o.jwtAudience,
+          });
+          const url = gw.wsUrl;
+          console.log(
+            [
+              "",
+              "natsgate dev mode",
+              `  WebSocket: ${url}`,
+              `  token (user demo, 24h): ${token}`,
+              `  connect:   ${url}?token=<token>   or send {"op":"auth","data":{"token":"<token>"}}`,
+              `  try:       {"op":"sub","target":"demo.hello","inbox":"1"}`,
+              `             {"op":"pub","target":"demo.hello","data":{"hi":1}}`,
+              `  state in ${o.dataDir}/ (dev secret, NATS data). Ctrl-C stops.`,
+              "",
+            ].join("\n"),
+          );
+        }
+        const signal = await _untilSignal(log);
+        drainMs = signal === "SIGTERM" ? o.drainTimeout : 0;
+        if (drainMs > 0) {
+          // A second signal cuts the drain short.
+          const now = () => {
+            log.info("second signal: closing now");
+            gw.close();
+          };
+          Deno.addSignalListener("SIGINT", now);
+          Deno.addSignalListener("SIGTERM", now);
+        }
+      } finally {
+        for (const fn of cleanup) await fn().catch(() => {});
+      }
+    });
+}
+
+function _untilSignal(log: Logger): Promise<Deno.Signal> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        log.info("shutting down", { signal });
+        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}

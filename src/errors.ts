@@ -1,0 +1,110 @@
+/** Protocol error codes, close codes, and the one place that maps failures to frames.
+ * @module */
+
+import { errors as natsErrors } from "@nats-io/transport-node";
+
+/** Every error code of PROTOCOL.md section 6. */
+export type ErrorCode =
+  | "bad_request"
+  | "unsupported_version"
+  | "unknown_op"
+  | "invalid_subject"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "timeout"
+  | "no_responders"
+  | "limit_exceeded"
+  | "backpressure"
+  | "unavailable"
+  | "internal";
+
+/** WebSocket close codes used by the gateway (PROTOCOL.md section 6). */
+export const CloseCode = {
+  /** Server shutting down. */
+  GOING_AWAY: 1001,
+  /** Inbound frame larger than `--max-frame-bytes`. */
+  TOO_BIG: 1009,
+  /** Unexpected server failure (e.g. NATS unreachable during authentication). */
+  INTERNAL: 1011,
+  /** Protocol error, or kicked by an admin. */
+  PROTOCOL: 4000,
+  /** Missing or invalid credentials. */
+  UNAUTHORIZED: 4001,
+  /** The token's `exp` passed without refresh. */
+  TOKEN_EXPIRED: 4003,
+  /** The outbound queue stayed full. */
+  BACKPRESSURE: 4008,
+  /** Sustained inbound rate above the limit. */
+  RATE_LIMIT: 4029,
+} as const;
+
+/** A failure with a protocol code; `close` asks the session to close with that code too. */
+export class GatewayError extends Error {
+  /** The protocol error code sent to the client. */
+  readonly code: ErrorCode;
+  /** When set, the session is closed with this WebSocket close code after the error frame. */
+  readonly close?: number;
+
+  /** Creates an error with a protocol code and a client-safe message. */
+  constructor(code: ErrorCode, message: string, options?: { close?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "GatewayError";
+    this.code = code;
+    this.close = options?.close;
+  }
+}
+
+/**
+ * Turns anything thrown while serving an op into a {@link GatewayError}. NATS client errors map to
+ * their protocol codes; unknown errors become `internal` with a generic message, so no internal
+ * detail leaks to clients (the caller logs the original).
+ */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof natsErrors.NoRespondersError) {
+    return new GatewayError("no_responders", "no responders");
+  }
+  if (err instanceof natsErrors.TimeoutError) return new GatewayError("timeout", "timed out");
+  if (err instanceof natsErrors.RequestError) {
+    if (err.isNoResponders()) return new GatewayError("no_responders", "no responders");
+    const cause = err.cause;
+    if (cause instanceof natsErrors.TimeoutError) return new GatewayError("timeout", "timed out");
+    if (cause instanceof natsErrors.NoRespondersError) {
+      return new GatewayError("no_responders", "no responders");
+    }
+    return new GatewayError("unavailable", "NATS request failed");
+  }
+  if (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError ||
+    err instanceof natsErrors.ConnectionError
+  ) {
+    return new GatewayError("unavailable", "NATS is unavailable");
+  }
+  if (err instanceof natsErrors.PermissionViolationError) {
+    return new GatewayError("forbidden", "denied by NATS permissions");
+  }
+  return new GatewayError("internal", "internal error");
+}
+
+/** Context of the op that failed, echoed in the error frame. */
+export interface ErrorContext {
+  /** The failed op, when it could be read. */
+  op?: string;
+  /** The op's target, when it had one. */
+  target?: string;
+  /** The op's inbox, echoed so the client can correlate. */
+  inbox?: string;
+}
+
+/** Serialises an `error` envelope (PROTOCOL.md section 2). */
+export function errorEnvelope(err: GatewayError, ctx: ErrorContext): string {
+  const context: Record<string, string> = {};
+  if (ctx.op !== undefined) context.op = ctx.op;
+  if (ctx.target !== undefined) context.target = ctx.target;
+  const env: Record<string, unknown> = { v: 1, op: "error" };
+  if (ctx.inbox !== undefined) env.inbox = ctx.inbox;
+  env.data = { code: err.code, message: err.message, context };
+  return JSON.stringify(env);
+}

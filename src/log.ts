@@ -1,0 +1,92 @@
+/** A small structured logger: one line per event, text or JSON, filtered by level.
+ * Callers pass fields, never tokens; the logger does not try to redact.
+ * @module */
+
+/** Log levels, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Output format: `text` for humans, `json` for log shippers. */
+export type LogFormat = "text" | "json";
+
+const _RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** A logger; `fields` are added to the line as key/value pairs. */
+export interface Logger {
+  /** Logs at debug level. */
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(msg: string, fields?: Record<string, unknown>): void;
+  /** Logs at warn level. */
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(msg: string, fields?: Record<string, unknown>): void;
+  /** Whether a level is enabled (to skip building expensive fields). */
+  enabled(level: LogLevel): boolean;
+}
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  /** Minimum level written (default `info`). */
+  level?: LogLevel;
+  /** `text` (default) or `json`. */
+  format?: LogFormat;
+  /** Where lines go (default: stderr). */
+  write?: (line: string) => void;
+}
+
+/** Returns true when `s` is a log level name. */
+export function isLogLevel(s: string): s is LogLevel {
+  return Object.hasOwn(_RANK, s);
+}
+
+function _fmtValue(v: unknown): string {
+  if (typeof v === "string") return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (v instanceof Error) return JSON.stringify(v.message);
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** Creates a logger. */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const min = _RANK[opts.level ?? "info"];
+  const json = opts.format === "json";
+  const encoder = new TextEncoder();
+  const write = opts.write ?? ((line: string) => {
+    try {
+      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    } catch {
+      // stderr closed: nothing sensible left to do with a log line.
+    }
+  });
+  const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (_RANK[level] < min) return;
+    const time = new Date().toISOString();
+    if (json) {
+      const rec: Record<string, unknown> = { time, level, msg };
+      if (fields) {
+        for (const [k, v] of Object.entries(fields)) {
+          rec[k] = v instanceof Error ? v.message : v;
+        }
+      }
+      write(JSON.stringify(rec));
+    } else {
+      let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
+      if (fields) { for (const [k, v] of Object.entries(fields)) line += ` ${k}=${_fmtValue(v)}`; }
+      write(line);
+    }
+  };
+  return {
+    debug: (m, f) => log("debug", m, f),
+    info: (m, f) => log("info", m, f),
+    warn: (m, f) => log("warn", m, f),
+    error: (m, f) => log("error", m, f),
+    enabled: (level) => _RANK[level] >= min,
+  };
+}
+
+/** A logger that writes nothing. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  enabled: () => false,
+};

@@ -1,0 +1,176 @@
+/** Prometheus metrics of a gateway, exposed at /metrics in the text format (prom-client).
+ * Hot-path counts stay plain integers on sessions and are read at scrape time.
+ * @module */
+
+import client from "prom-client";
+
+/** Live figures the registry reads at scrape time. */
+export interface MetricsSource {
+  /** Open sessions. */
+  sessions(): number;
+  /** Sessions per connected user. */
+  sessionsPerUser(): Iterable<number>;
+  /** Live subscriptions by kind. */
+  subscriptionsByKind(): Record<string, number>;
+  /** Messages and bytes in/out, including closed sessions. */
+  traffic(): { msgsIn: number; bytesIn: number; msgsOut: number; bytesOut: number };
+  /** Capability documents applied from the watch. */
+  capabilityReloads(): number;
+}
+
+/** The gateway's metrics registry. */
+export class GatewayMetrics {
+  /** The prom-client registry. */
+  readonly registry: client.Registry;
+  readonly #connectionsTotal: client.Counter;
+  readonly #closes: client.Counter<"code">;
+  readonly #denials: client.Counter<"op">;
+  readonly #limitCloses: client.Counter<"limit">;
+  readonly #revocations: client.Counter;
+  readonly #natsReconnects: client.Counter;
+  readonly #cmdSeconds: client.Histogram<"outcome">;
+
+  /** Creates the registry; `source` is read on every scrape. */
+  constructor(source: MetricsSource) {
+    const registers = [this.registry = new client.Registry()];
+    client.collectDefaultMetrics({ register: this.registry, prefix: "natsgate_" });
+    new client.Gauge({
+      name: "natsgate_connections",
+      help: "Open client connections.",
+      registers,
+      collect() {
+        this.set(source.sessions());
+      },
+    });
+    this.#connectionsTotal = new client.Counter({
+      name: "natsgate_connections_total",
+      help: "Client connections accepted.",
+      registers,
+    });
+    this.#closes = new client.Counter({
+      name: "natsgate_connection_closes_total",
+      help: "Client connections closed, by WebSocket close code.",
+      labelNames: ["code"] as const,
+      registers,
+    });
+    new client.Histogram({
+      name: "natsgate_sessions_per_user",
+      help: "Open sessions per connected user (sampled at scrape).",
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of source.sessionsPerUser()) this.observe(n);
+      },
+    });
+    new client.Gauge({
+      name: "natsgate_subscriptions",
+      help: "Live client subscriptions by kind.",
+      labelNames: ["kind"] as const,
+      registers,
+      collect() {
+        this.reset();
+        const by = source.subscriptionsByKind();
+        for (const kind of ["core", "kv", "js"]) this.set({ kind }, by[kind] ?? 0);
+      },
+    });
+    const traffic = (
+      name: string,
+      help: string,
+      pick: (t: ReturnType<MetricsSource["traffic"]>) => number,
+    ) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(pick(source.traffic()));
+        },
+      });
+    traffic("natsgate_messages_in_total", "Envelopes received from clients.", (t) => t.msgsIn);
+    traffic("natsgate_bytes_in_total", "Bytes received from clients.", (t) => t.bytesIn);
+    traffic("natsgate_messages_out_total", "Messages delivered to clients.", (t) => t.msgsOut);
+    traffic("natsgate_bytes_out_total", "Bytes sent to clients.", (t) => t.bytesOut);
+    this.#denials = new client.Counter({
+      name: "natsgate_denials_total",
+      help: "Operations denied by capabilities, by op.",
+      labelNames: ["op"] as const,
+      registers,
+    });
+    this.#limitCloses = new client.Counter({
+      name: "natsgate_limit_events_total",
+      help: "Limit hits: backpressure, rate, subscriptions, pending_cmds, connections_per_user.",
+      labelNames: ["limit"] as const,
+      registers,
+    });
+    this.#cmdSeconds = new client.Histogram({
+      name: "natsgate_cmd_duration_seconds",
+      help: "Latency of cmd requests through NATS, by outcome.",
+      labelNames: ["outcome"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.#natsReconnects = new client.Counter({
+      name: "natsgate_nats_reconnects_total",
+      help: "Reconnects of the gateway's NATS connection.",
+      registers,
+    });
+    new client.Counter({
+      name: "natsgate_capability_reloads_total",
+      help: "Capability documents applied live from the auth bucket watch.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(source.capabilityReloads());
+      },
+    });
+    this.#revocations = new client.Counter({
+      name: "natsgate_revocations_total",
+      help: "Subscriptions revoked by capability changes.",
+      registers,
+    });
+  }
+
+  /** Counts an accepted connection. */
+  connection(): void {
+    this.#connectionsTotal.inc();
+  }
+
+  /** Counts a close with its code. */
+  closed(code: number): void {
+    this.#closes.inc({ code: String(code) });
+  }
+
+  /** Counts a denial. */
+  denied(op: string): void {
+    this.#denials.inc({ op });
+  }
+
+  /** Counts a limit hit. */
+  limit(limit: string): void {
+    this.#limitCloses.inc({ limit });
+  }
+
+  /** Counts revoked subscriptions. */
+  revoked(n: number): void {
+    this.#revocations.inc(n);
+  }
+
+  /** Counts a NATS reconnect. */
+  natsReconnect(): void {
+    this.#natsReconnects.inc();
+  }
+
+  /** Records a cmd's latency. */
+  cmd(seconds: number, outcome: string): void {
+    this.#cmdSeconds.observe({ outcome }, seconds);
+  }
+
+  /** Renders the exposition text. */
+  async render(): Promise<Response> {
+    return new Response(await this.registry.metrics(), {
+      headers: { "content-type": this.registry.contentType },
+    });
+  }
+}

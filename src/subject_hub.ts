@@ -1,0 +1,145 @@
+/** Shared core-NATS subscriptions: one per distinct (subject, queue) per gateway, fanned out in process.
+ * Each message's `msg` envelope is serialised once; only the per-listener `sid` is spliced in.
+ * @module */
+
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { renderPayload } from "./payload.ts";
+
+/** A receiver of core messages: a session's subscription. */
+export interface CoreListener {
+  /** Receives the shared envelope prefix; the full envelope is `prefix + sidSuffix`. */
+  deliver(prefix: string): void;
+}
+
+interface _Entry {
+  sub: Subscription;
+  listeners: CoreListener[];
+  /** Round-robin cursor for queue groups. */
+  next: number;
+  queue: string | undefined;
+  /** First token of the subject is a wildcard: `$` subjects are not delivered ($ rule). */
+  dollarGuard: boolean;
+  ready: Promise<void>;
+}
+
+/** Serialises a header map of a NATS message as a JSON object text, or undefined when none. */
+export function headersJson(msg: Msg): string | undefined {
+  const h = msg.headers;
+  if (!h) return undefined;
+  const out: Record<string, string | string[]> = {};
+  let any = false;
+  for (const k of h.keys()) {
+    const values = h.values(k);
+    out[k] = values.length === 1 ? values[0] : values;
+    any = true;
+  }
+  return any ? JSON.stringify(out) : undefined;
+}
+
+/** Builds the shared part of a core `msg` envelope, up to and including `"sid":"`. */
+export function coreMsgPrefix(msg: Msg): string {
+  const p = renderPayload(msg.data);
+  let data = `{"payload":${p.json}`;
+  if (p.encoding) data += `,"encoding":"${p.encoding}"`;
+  const hdrs = headersJson(msg);
+  if (hdrs) data += `,"headers":${hdrs}`;
+  if (msg.reply) data += `,"reply":true`;
+  return `{"v":1,"op":"msg","target":${JSON.stringify(msg.subject)},"data":${data}},"sid":"`;
+}
+
+/** The shared subscriptions of one gateway. */
+export class SubjectHub {
+  #nc: NatsConnection;
+  #entries = new Map<string, _Entry>();
+  #onError: (err: Error, subject: string) => void;
+
+  /** Creates a hub on a NATS connection; `onError` hears subscription failures. */
+  constructor(nc: NatsConnection, onError: (err: Error, subject: string) => void) {
+    this.#nc = nc;
+    this.#onError = onError;
+  }
+
+  /** Number of NATS subscriptions the hub holds. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Adds a listener for (subject, queue). Resolves once the NATS server has the subscription, so
+   * a message published after the promise resolves is delivered.
+   */
+  add(subject: string, queue: string | undefined, listener: CoreListener): Promise<void> {
+    const key = queue === undefined ? subject : `${subject}\u0000${queue}`;
+    const existing = this.#entries.get(key);
+    if (existing) {
+      existing.listeners.push(listener);
+      return existing.ready;
+    }
+    const first = subject.charCodeAt(0);
+    const dollarGuard = (first === 42 || first === 62) &&
+      (subject.length === 1 || subject.charCodeAt(1) === 46);
+    const entry: _Entry = {
+      sub: undefined as unknown as Subscription,
+      listeners: [listener],
+      next: 0,
+      queue,
+      dollarGuard,
+      ready: Promise.resolve(),
+    };
+    entry.sub = this.#nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          this.#onError(err, subject);
+          return;
+        }
+        this.#dispatch(entry, msg);
+      },
+    });
+    entry.ready = this.#nc.flush().catch(() => {});
+    this.#entries.set(key, entry);
+    return entry.ready;
+  }
+
+  #dispatch(entry: _Entry, msg: Msg): void {
+    if (entry.dollarGuard && msg.subject.charCodeAt(0) === 36) return;
+    const listeners = entry.listeners;
+    if (listeners.length === 0) return;
+    const prefix = coreMsgPrefix(msg);
+    if (entry.queue !== undefined) {
+      const i = entry.next++ % listeners.length;
+      listeners[i].deliver(prefix);
+      return;
+    }
+    for (let i = 0; i < listeners.length; i++) listeners[i].deliver(prefix);
+  }
+
+  /** Removes a listener; the NATS subscription goes when its last listener does. */
+  remove(subject: string, queue: string | undefined, listener: CoreListener): void {
+    const key = queue === undefined ? subject : `${subject}\u0000${queue}`;
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    const i = entry.listeners.indexOf(listener);
+    if (i >= 0) entry.listeners.splice(i, 1);
+    if (entry.listeners.length === 0) {
+      this.#entries.delete(key);
+      try {
+        entry.sub.unsubscribe();
+      } catch {
+        // connection closed: the subscription is gone anyway
+      }
+    }
+  }
+
+  /** Drops every subscription. */
+  close(): void {
+    for (const entry of this.#entries.values()) {
+      try {
+        entry.sub.unsubscribe();
+      } catch {
+        // ignore
+      }
+    }
+    this.#entries.clear();
+  }
+}

@@ -1,0 +1,33 @@
+/** Tests of the inbound token bucket: burst, refill, and sustained abuse detection.
+ * Uses an explicit clock, so the results do not depend on timing.
+ * @module */
+
+import assert from "node:assert/strict";
+import { TokenBucket } from "../src/rate_limit.ts";
+
+Deno.test("TokenBucket: burst then limited, refills at the rate", () => {
+  const b = new TokenBucket(10, 5, 0);
+  for (let i = 0; i < 5; i++) assert.equal(b.take(0), "ok", `burst ${i}`);
+  assert.equal(b.take(0), "limited");
+  assert.equal(b.take(100), "ok", "one token after 100 ms at 10/s");
+  assert.equal(b.take(100), "limited");
+  assert.equal(b.take(10_000), "ok", "refilled");
+});
+
+Deno.test("TokenBucket: sustained when over the rate for sustainMs; a pause ends the streak", () => {
+  const b = new TokenBucket(1, 1, 0, 1000);
+  assert.equal(b.take(0), "ok");
+  assert.equal(b.take(10), "limited", "streak starts");
+  assert.equal(b.take(500), "limited");
+  assert.equal(b.take(1011), "ok", "a token came back, the streak goes on");
+  assert.equal(b.take(1012), "sustained", "still over the rate a second into the streak");
+
+  const c = new TokenBucket(1, 1, 0, 1000);
+  assert.equal(c.take(0), "ok");
+  assert.equal(c.take(1), "limited");
+  assert.equal(c.take(3000), "ok", "a pause");
+  assert.equal(c.take(3001), "limited", "new streak after a quiet second");
+  assert.equal(c.take(3500), "limited");
+  assert.equal(c.take(4002), "ok");
+  assert.equal(c.take(4003), "sustained");
+});

@@ -1,0 +1,149 @@
+/** TLS termination: wss:// with a PEM certificate, and a certificate reload without dropping clients.
+ * Certificates are made by openssl in a temp dir: two CAs tell the old and new certificate apart.
+ * @module */
+
+import assert from "node:assert/strict";
+import { Stack, waitFor } from "./_harness.ts";
+
+async function _openssl(args: string[], cwd: string): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+}
+
+async function _ca(dir: string, name: string): Promise<void> {
+  await _openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.pem`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+  ], dir);
+}
+
+async function _leaf(dir: string, ca: string, out: string): Promise<void> {
+  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  await _openssl([
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    `${out}.key`,
+    "-out",
+    `${out}.csr`,
+    "-subj",
+    "/CN=localhost",
+  ], dir);
+  await _openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${out}.csr`,
+    "-CA",
+    `${ca}.pem`,
+    "-CAkey",
+    `${ca}.key`,
+    "-CAcreateserial",
+    "-out",
+    `${out}.pem`,
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+  ], dir);
+}
+
+async function _handshake(port: number, caPem: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [caPem] });
+    await conn.handshake();
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function _upgradeOverTls(port: number, caPem: string, token: string): Promise<string> {
+  const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [caPem] });
+  try {
+    await conn.write(new TextEncoder().encode(
+      `GET /ws?token=${token} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Sec-WebSocket-Version: 13\r\n\r\n`,
+    ));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("cap_update")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("tls: wss:// serves the certificate; reload swaps it and keeps live clients", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await _ca(dir, "ca1");
+    await _ca(dir, "ca2");
+    await _leaf(dir, "ca1", "one");
+    await _leaf(dir, "ca2", "two");
+    await Deno.copyFile(`${dir}/one.pem`, `${dir}/server.pem`);
+    await Deno.copyFile(`${dir}/one.key`, `${dir}/server.key`);
+    await using stack = await Stack.start({
+      gateway: { tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key` } },
+    });
+    const port = stack.gateway.addr.port;
+    assert.ok(stack.gateway.wsUrl.startsWith("wss://"));
+    const ca1 = await Deno.readTextFile(`${dir}/ca1.pem`);
+    const ca2 = await Deno.readTextFile(`${dir}/ca2.pem`);
+    assert.equal(await _handshake(port, ca1), true, "served cert chains to ca1");
+    assert.equal(await _handshake(port, ca2), false);
+    const first = await _upgradeOverTls(port, ca1, await stack.token("alice"));
+    assert.match(first, /^HTTP\/1\.1 101/);
+    assert.match(first, /"op":"cap_update"/);
+
+    // A client that stays connected across the reload.
+    const live = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca1] });
+    await live.write(new TextEncoder().encode(
+      `GET /ws?token=${await stack.token("bob")} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Sec-WebSocket-Version: 13\r\n\r\n`,
+    ));
+    const buf = new Uint8Array(4096);
+    await live.read(buf);
+    await waitFor(() => stack.gateway.sessions("bob").length === 1);
+
+    await Deno.copyFile(`${dir}/two.pem`, `${dir}/server.pem`);
+    await Deno.copyFile(`${dir}/two.key`, `${dir}/server.key`);
+    await stack.gateway.reloadTls();
+    assert.equal(await _handshake(port, ca2), true, "new connections get the new cert");
+    assert.equal(await _handshake(port, ca1), false);
+    assert.equal(stack.gateway.sessions("bob").length, 1, "established session untouched");
+    live.close();
+
+    // A broken certificate file keeps the current one.
+    await Deno.writeTextFile(`${dir}/server.pem`, "garbage");
+    await assert.rejects(stack.gateway.reloadTls());
+    assert.equal(await _handshake(port, ca2), true, "still serving the last good cert");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
