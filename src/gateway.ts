@@ -26,6 +26,7 @@ import {
   type SubscriptionFactory,
 } from "./session.ts";
 import { SubjectHub } from "./subject_hub.ts";
+import { TlsFront } from "./tls_front.ts";
 import { validateBucketName } from "./subject.ts";
 
 /** Everything a gateway can be configured with; see {@link DEFAULT_LIMITS} for limit defaults. */
@@ -108,10 +109,7 @@ export class Gateway {
   /** Logger. */
   readonly log: Logger;
   #server: Deno.HttpServer<Deno.NetAddr>;
-  #serve?: (
-    tls: { cert: string; key: string } | undefined,
-    port: number,
-  ) => Deno.HttpServer<Deno.NetAddr>;
+  #front?: TlsFront;
   #tlsFiles?: { certFile: string; keyFile: string };
   #sessions = new Set<Session>();
   #userSlots = new Map<string, number>();
@@ -167,7 +165,7 @@ export class Gateway {
     });
     this.#watchNatsStatus();
     this.#server = init.server(this);
-    this.addr = this.#server.addr;
+    this.addr = this.#front?.addr ?? this.#server.addr;
   }
 
   /** Starts a gateway: connects NATS, opens the auth bucket, listens. */
@@ -274,7 +272,7 @@ export class Gateway {
       const url = new URL(req.url);
       if (url.pathname === this.#wsPath) {
         // Read the peer address now: Deno refuses it once the handler has awaited.
-        const remote = _remote(info);
+        const remote = this.#front?.remoteFor(info.remoteAddr.port) ?? _remote(info);
         return await this.#upgrade(req, url, remote, context, {
           cookieName,
           allowedOrigins,
@@ -291,14 +289,19 @@ export class Gateway {
       if (extra) return extra;
       return new Response("not found\n", { status: 404 });
     };
-    this.#serve = (tlsNow, port) =>
-      Deno.serve({
-        hostname: opts.hostname ?? "0.0.0.0",
-        port,
-        onListen: () => {},
-        ...(tlsNow ?? {}),
-      }, handler);
-    return this.#serve(tls, opts.port ?? 8080);
+    const hostname = opts.hostname ?? "0.0.0.0";
+    const port = opts.port ?? 8080;
+    if (!tls) return Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    // TLS: a TLS front on the public port pipes to a plain listener on loopback, so the
+    // certificate can be swapped without touching established connections.
+    const backend = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
+    try {
+      this.#front = new TlsFront({ hostname, port, ...tls }, backend.addr.port);
+    } catch (err) {
+      backend.shutdown();
+      throw err;
+    }
+    return backend;
   }
 
   /** Whether the gateway serves wss://. */
@@ -307,30 +310,13 @@ export class Gateway {
   }
 
   /**
-   * Re-reads the TLS certificate and key (on SIGHUP): the old listener stops accepting and a new
-   * one with the new certificate takes the port (a gap of milliseconds, during which connection
-   * attempts may be refused); established connections are not touched.
-   * A certificate that cannot be read or used leaves the current one in place (and throws).
+   * Re-reads the TLS certificate and key (on SIGHUP). New connections get the new certificate;
+   * established ones are not touched. A pair that cannot be used throws and changes nothing.
    */
   async reloadTls(): Promise<void> {
-    if (!this.#tlsFiles || !this.#serve || this.#closing) return;
+    if (!this.#tlsFiles || !this.#front || this.#closing) return;
     const tls = await _readTls(this.#tlsFiles);
-    // Validate the pair on a throwaway port first, so a bad file never costs the listener.
-    const probe = this.#serve(tls, 0);
-    await probe.shutdown();
-    const old = this.#server;
-    const done = old.shutdown().catch(() => {});
-    // The old listener stops accepting at once; bind the new one as soon as the port is free.
-    for (let i = 0;; i++) {
-      try {
-        this.#server = this.#serve(tls, this.addr.port);
-        break;
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AddrInUse) || i >= 200) throw err;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-    void done;
+    await this.#front.reload(tls.cert, tls.key);
     this.log.info("TLS certificate reloaded", { cert: this.#tlsFiles.certFile });
   }
 
@@ -546,6 +532,7 @@ export class Gateway {
       }
       this.#hub.close();
       this.#store.close();
+      this.#front?.close();
       await Promise.race([this.#server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
       if (this.#ownsNc && !this.nc.isClosed()) await this.nc.drain().catch(() => {});
       this.log.info("gateway stopped", { id: this.id });
