@@ -1,9 +1,196 @@
-/** PLACEHOLDER until the KV watch lands: kv_sub answers `unavailable`.
+/** `kv_sub`: a KV bucket watch with snapshot, `ready` marker and live updates in revision order.
+ * Built on a JetStream ordered consumer, which resumes after NATS reconnects without gap or repeat.
  * @module */
+
+import {
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { type CapabilitySet, checkKv } from "./capabilities.ts";
+import { isObject } from "./envelope.ts";
+import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
-import type { SubscriptionFactory } from "./session.ts";
-import { GatewayError } from "./errors.ts";
-/** Placeholder factory. */
-export function kvSubscriptionFactory(_rt: GatewayRuntime): SubscriptionFactory {
-  return () => Promise.reject(new GatewayError("unavailable", "kv_sub is not available"));
+import { renderPayload } from "./payload.ts";
+import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
+import { validateBucketName, validateKvKey } from "./subject.ts";
+
+/** A validated `kv_sub` request. */
+export interface KvSubRequest {
+  /** Bucket name. */
+  bucket: string;
+  /** Key pattern (default `>`). */
+  pattern: string;
+  /** Skip the snapshot. */
+  updatesOnly: boolean;
+  /** Include every stored revision, not only the last per key. */
+  history: boolean;
+}
+
+/** Validates a `kv_sub` target and data; throws `invalid_subject` or `bad_request`. */
+export function parseKvSub(target: string | undefined, data: unknown): KvSubRequest {
+  if (typeof target !== "string" || target === "") {
+    throw new GatewayError("bad_request", "target (the bucket) is required");
+  }
+  const bErr = validateBucketName(target);
+  if (bErr) throw new GatewayError("invalid_subject", `invalid bucket: ${bErr}`);
+  if (data !== undefined && !isObject(data)) {
+    throw new GatewayError("bad_request", "data must be an object");
+  }
+  const d = (data ?? {}) as Record<string, unknown>;
+  let pattern = ">";
+  if (d.pattern !== undefined) {
+    if (typeof d.pattern !== "string") {
+      throw new GatewayError("bad_request", "pattern must be a string");
+    }
+    const kErr = validateKvKey(d.pattern);
+    if (kErr) throw new GatewayError("invalid_subject", `invalid key pattern: ${kErr}`);
+    pattern = d.pattern;
+  }
+  for (const f of ["updates_only", "history"]) {
+    if (d[f] !== undefined && typeof d[f] !== "boolean") {
+      throw new GatewayError("bad_request", `${f} must be a boolean`);
+    }
+  }
+  return {
+    bucket: target,
+    pattern,
+    updatesOnly: d.updates_only === true,
+    history: d.history === true,
+  };
+}
+
+/** Creates `kv_sub` subscriptions on the gateway's NATS connection. */
+export function kvSubscriptionFactory(rt: GatewayRuntime): SubscriptionFactory {
+  let jsm: Promise<JetStreamManager> | undefined;
+  return async (req) => {
+    const r = parseKvSub(req.env.target, req.env.data);
+    if (!checkKv(req.caps, r.bucket, r.pattern).allowed) {
+      throw new GatewayError("forbidden", "not allowed");
+    }
+    jsm ??= jetstreamManager(rt.nc);
+    let lastSeq: number;
+    try {
+      lastSeq = (await (await jsm).streams.info(`KV_${r.bucket}`)).state.last_seq;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+        throw new GatewayError("not_found", "no such bucket");
+      }
+      throw toGatewayError(err);
+    }
+    return new KvWatch(rt, req, r, lastSeq);
+  };
+}
+
+const _OP: Record<string, "delete" | "purge"> = { DEL: "delete", PURGE: "purge" };
+
+/** One live `kv_sub`. */
+export class KvWatch implements SessionSubscription {
+  /** Always `kv`. */
+  readonly kind = "kv" as const;
+  /** Subscription id. */
+  readonly sid: string;
+  /** The bucket. */
+  readonly target: string;
+  #rt: GatewayRuntime;
+  #req: SubscriptionRequest;
+  #r: KvSubRequest;
+  #prefix: string;
+  #envPrefix: string;
+  #envSuffix: string;
+  #lastSeq: number;
+  #last = 0;
+  #ready = false;
+  #closed = false;
+  #messages?: ConsumerMessages;
+
+  /** Prepares a watch; nothing is delivered before {@link KvWatch.start}. */
+  constructor(rt: GatewayRuntime, req: SubscriptionRequest, r: KvSubRequest, lastSeq: number) {
+    this.#rt = rt;
+    this.#req = req;
+    this.#r = r;
+    this.sid = req.sid;
+    this.target = r.bucket;
+    this.#lastSeq = lastSeq;
+    this.#prefix = `$KV.${r.bucket}.`;
+    this.#envPrefix = `{"v":1,"op":"msg","target":${JSON.stringify(`kv:${r.bucket}`)},"data":`;
+    this.#envSuffix = `,"sid":${JSON.stringify(req.sid)}}`;
+  }
+
+  /** Still allowed under new capabilities? */
+  allowed(caps: CapabilitySet): boolean {
+    return checkKv(caps, this.#r.bucket, this.#r.pattern).allowed;
+  }
+
+  /** Starts the snapshot (unless updates only), then live updates. */
+  start(): void {
+    this.#run().catch((err) => {
+      if (this.#closed) return;
+      this.#rt.log.warn("kv watch failed", { bucket: this.#r.bucket, error: err });
+      this.#req.fail(toGatewayError(err));
+    });
+  }
+
+  async #run(): Promise<void> {
+    const js = jetstream(this.#rt.nc);
+    const policy = this.#r.updatesOnly
+      ? DeliverPolicy.New
+      : this.#r.history
+      ? DeliverPolicy.All
+      : DeliverPolicy.LastPerSubject;
+    const consumer: Consumer = await js.consumers.get(`KV_${this.#r.bucket}`, {
+      filter_subjects: [this.#prefix + this.#r.pattern],
+      deliver_policy: policy,
+    });
+    if (this.#closed) return;
+    const info = await consumer.info(true);
+    if (this.#r.updatesOnly || info.num_pending === 0) {
+      this.#sendReady(this.#lastSeq);
+    }
+    this.#messages = await consumer.consume({ max_messages: 256 });
+    if (this.#closed) {
+      this.#messages.stop();
+      return;
+    }
+    for await (const m of this.#messages) {
+      if (this.#closed) break;
+      this.#deliver(m);
+    }
+  }
+
+  #sendReady(revision: number): void {
+    this.#ready = true;
+    this.#req.send(`${this.#envPrefix}{"op":"ready","revision":${revision}}${this.#envSuffix}`);
+  }
+
+  #deliver(m: JsMsg): void {
+    const seq = m.seq;
+    if (seq <= this.#last) return; // never repeat a revision (ordered consumer restarts)
+    this.#last = seq;
+    const key = m.subject.slice(this.#prefix.length);
+    const opHeader = m.headers?.get("KV-Operation") ?? "";
+    const op: "put" | "delete" | "purge" = Object.hasOwn(_OP, opHeader) ? _OP[opHeader] : "put";
+    let data = `{"key":${JSON.stringify(key)},"revision":${seq},"op":"${op}"`;
+    if (op === "put") {
+      const p = renderPayload(m.data);
+      data += `,"value":${p.json}`;
+      if (p.encoding) data += `,"encoding":"${p.encoding}"`;
+    }
+    data += `,"created":"${m.time.toISOString()}"}`;
+    this.#req.send(this.#envPrefix + data + this.#envSuffix);
+    if (!this.#ready && m.info.pending === 0) this.#sendReady(seq);
+  }
+
+  /** Stops the watch. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#messages?.stop();
+  }
 }
