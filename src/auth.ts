@@ -10,6 +10,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { GatewayError } from "./errors.ts";
+import { validateUserId } from "./user_key.ts";
 
 /** Options of {@link createTokenVerifier}; at least one key source is required. */
 export interface JwtOptions {
@@ -103,7 +104,8 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
       throw new GatewayError("unauthorized", "invalid token");
     }
     const user = payload.sub;
-    if (typeof user !== "string" || user.length === 0 || user.length > _MAX_USER) {
+    if (typeof user !== "string" || user.length > _MAX_USER || validateUserId(user) !== null) {
+      // Also refuses ids that cannot be a capability key (lone surrogates, too long encoded).
       throw new GatewayError("unauthorized", "token has no valid sub claim");
     }
     return { user, exp: typeof payload.exp === "number" ? payload.exp : null };

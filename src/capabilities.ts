@@ -1,4 +1,4 @@
-/** The capability document (PROTOCOL.md section 5): strict parsing, compilation and checks.
+/** The capability document (docs/protocol.md section 5): strict parsing, compilation and checks.
  * Every check answers with the rule that decided, so the CLI can explain the gateway's verdicts.
  * @module */
 
@@ -27,22 +27,22 @@ export interface Capabilities {
   streams?: Record<string, string[]>;
 }
 
-/** Capabilities compiled for fast checks. */
+/** Capabilities compiled for fast checks (opaque: build it with {@link compileCapabilities}). */
 export interface CapabilitySet {
   /** Subscribe patterns. */
-  readonly subjects: ReadonlyArray<_Compiled>;
+  readonly subjects: ReadonlyArray<CompiledPattern>;
   /** Publish patterns. */
-  readonly publish: ReadonlyArray<_Compiled>;
+  readonly publish: ReadonlyArray<CompiledPattern>;
   /** Command patterns. */
-  readonly commands: ReadonlyArray<_Compiled>;
+  readonly commands: ReadonlyArray<CompiledPattern>;
   /** Bucket grants. */
-  readonly buckets: ReadonlyArray<_Scoped>;
+  readonly buckets: ReadonlyArray<CompiledScope>;
   /** Stream grants. */
-  readonly streams: ReadonlyArray<_Scoped>;
+  readonly streams: ReadonlyArray<CompiledScope>;
 }
 
-/** A pattern with its tokens. */
-export interface _Compiled {
+/** A pattern with its tokens, split once at compile time. */
+export interface CompiledPattern {
   /** The pattern text. */
   readonly text: string;
   /** Its tokens. */
@@ -50,11 +50,13 @@ export interface _Compiled {
 }
 
 /** A bucket or stream pattern with its key or filter patterns. */
-export interface _Scoped {
+export interface CompiledScope {
   /** `*`, `>` or a name. */
   readonly name: string;
+  /** True when `name` is `*` or `>` (matches any name not starting with `$`). */
+  readonly any: boolean;
   /** Key or filter patterns. */
-  readonly patterns: ReadonlyArray<_Compiled>;
+  readonly patterns: ReadonlyArray<CompiledPattern>;
 }
 
 /** A check's verdict, with the granting rule or the reason for denial. */
@@ -62,19 +64,32 @@ export type Decision = { allowed: true; rule: string } | { allowed: false; reaso
 
 /** Capabilities that grant nothing. */
 export const EMPTY_CAPABILITIES: CapabilitySet = Object.freeze({
-  subjects: [],
-  publish: [],
-  commands: [],
-  buckets: [],
-  streams: [],
+  subjects: Object.freeze([]),
+  publish: Object.freeze([]),
+  commands: Object.freeze([]),
+  buckets: Object.freeze([]),
+  streams: Object.freeze([]),
 });
 
+/** The result of {@link parseCapabilities}: the validated document, or every error found. */
+export type CapabilitiesParseResult =
+  | { ok: true; value: Capabilities }
+  | { ok: false; errors: string[] };
+
 const _FIELDS = new Set(["subjects", "publish", "commands", "buckets", "streams"]);
+const _PLAIN_KEY = /^[A-Za-z0-9_$*>-]+$/;
 
 function _isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
+}
+
+/** `a.b` for plain keys, `a["x y"]` otherwise, so odd names cannot garble an error line. */
+function _path(base: string, key: string): string {
+  const k = _PLAIN_KEY.test(key) ? key : JSON.stringify(key);
+  if (base === "") return k;
+  return _PLAIN_KEY.test(key) ? `${base}.${key}` : `${base}[${k}]`;
 }
 
 function _patterns(
@@ -88,15 +103,17 @@ function _patterns(
     return undefined;
   }
   const out: string[] = [];
-  v.forEach((p, i) => {
+  // An index loop, not forEach: holes in a sparse array must be errors, not skipped.
+  for (let i = 0; i < v.length; i++) {
+    const p: unknown = v[i];
     if (typeof p !== "string") {
       errors.push(`${path}[${i}]: must be a string`);
-      return;
+      continue;
     }
     const err = validate(p);
-    if (err) errors.push(`${path}[${i}]: ${err}`);
+    if (err !== null) errors.push(`${path}[${i}]: ${err}`);
     else out.push(p);
-  });
+  }
   return out;
 }
 
@@ -111,62 +128,64 @@ function _scoped(
     errors.push(`${path}: must be an object of name → array of patterns`);
     return undefined;
   }
-  const out: Record<string, string[]> = Object.create(null);
+  // Entries collected first, then defined as own data properties: a `__proto__` key stays data.
+  const out: Record<string, string[]> = {};
   for (const [name, pats] of Object.entries(v)) {
+    const at = _path(path, name);
     const nameErr = name === "*" || name === ">" ? null : validateName(name);
-    if (nameErr) {
-      errors.push(`${path}.${name}: ${nameErr}`);
+    if (nameErr !== null) {
+      errors.push(`${at}: ${nameErr}`);
       continue;
     }
-    const list = _patterns(pats, `${path}.${name}`, validatePattern, errors);
-    if (list) out[name] = list;
+    const list = _patterns(pats, at, validatePattern, errors);
+    if (list) {
+      Object.defineProperty(out, name, {
+        value: list,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
   }
   return out;
 }
 
-/** Validates a decoded document strictly: unknown fields, wrong types and bad patterns are errors. */
-export function parseCapabilities(
-  input: unknown,
-): { ok: true; value: Capabilities } | { ok: false; errors: string[] } {
+const _subject = (p: string) => validateSubject(p);
+const _kvKey = (p: string) => validateKvKey(p);
+
+/**
+ * Validates a decoded document strictly: it must be a plain object; unknown fields, wrong types
+ * and invalid patterns are errors naming the field path (e.g. `buckets.todos[1]: empty token`).
+ * `{}` is valid and grants nothing.
+ */
+export function parseCapabilities(input: unknown): CapabilitiesParseResult {
   if (!_isPlainObject(input)) return { ok: false, errors: ["capabilities must be a JSON object"] };
   const errors: string[] = [];
   const value: Capabilities = {};
   for (const key of Object.keys(input)) {
-    if (!_FIELDS.has(key)) errors.push(`${key}: unknown field`);
+    if (!_FIELDS.has(key)) errors.push(`${_path("", key)}: unknown field`);
   }
-  const subj = (p: string) => validateSubject(p);
   if (Object.hasOwn(input, "subjects")) {
-    value.subjects = _patterns(input.subjects, "subjects", subj, errors);
+    value.subjects = _patterns(input.subjects, "subjects", _subject, errors);
   }
   if (Object.hasOwn(input, "publish")) {
-    value.publish = _patterns(input.publish, "publish", subj, errors);
+    value.publish = _patterns(input.publish, "publish", _subject, errors);
   }
   if (Object.hasOwn(input, "commands")) {
-    value.commands = _patterns(input.commands, "commands", subj, errors);
+    value.commands = _patterns(input.commands, "commands", _subject, errors);
   }
   if (Object.hasOwn(input, "buckets")) {
-    value.buckets = _scoped(
-      input.buckets,
-      "buckets",
-      validateBucketName,
-      (p) => validateKvKey(p),
-      errors,
-    );
+    value.buckets = _scoped(input.buckets, "buckets", validateBucketName, _kvKey, errors);
   }
   if (Object.hasOwn(input, "streams")) {
-    value.streams = _scoped(input.streams, "streams", validateStreamName, subj, errors);
+    value.streams = _scoped(input.streams, "streams", validateStreamName, _subject, errors);
   }
   if (errors.length > 0) return { ok: false, errors };
-  // Plain-object copies so the result serialises normally.
-  if (value.buckets) value.buckets = { ...value.buckets };
-  if (value.streams) value.streams = { ...value.streams };
   return { ok: true, value };
 }
 
-/** Parses JSON text, then {@link parseCapabilities}. */
-export function parseCapabilitiesJson(
-  text: string,
-): { ok: true; value: Capabilities } | { ok: false; errors: string[] } {
+/** Parses JSON text, then {@link parseCapabilities}; invalid JSON is an error too. */
+export function parseCapabilitiesJson(text: string): CapabilitiesParseResult {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -176,51 +195,71 @@ export function parseCapabilitiesJson(
   return parseCapabilities(doc);
 }
 
-function _compile(list: string[] | undefined): _Compiled[] {
-  return (list ?? []).map((text) => ({ text, tokens: tokenizePattern(text) }));
+function _compile(
+  list: readonly string[] | undefined,
+  validate: (p: string) => string | null,
+): ReadonlyArray<CompiledPattern> {
+  const out: CompiledPattern[] = [];
+  for (const text of Array.isArray(list) ? list : []) {
+    if (validate(text) !== null) continue; // fail closed: an invalid pattern grants nothing
+    out.push(Object.freeze({ text, tokens: Object.freeze(tokenizePattern(text)) }));
+  }
+  return Object.freeze(out);
 }
 
-function _compileScoped(m: Record<string, string[]> | undefined): _Scoped[] {
-  if (!m) return [];
-  return Object.entries(m).map(([name, pats]) => ({ name, patterns: _compile(pats) }));
+function _compileScoped(
+  m: Record<string, string[]> | undefined,
+  validateName: (n: string) => string | null,
+  validatePattern: (p: string) => string | null,
+): ReadonlyArray<CompiledScope> {
+  const out: CompiledScope[] = [];
+  if (_isPlainObject(m)) {
+    for (const [name, pats] of Object.entries(m)) {
+      const any = name === "*" || name === ">";
+      if (!any && validateName(name) !== null) continue;
+      out.push(Object.freeze({ name, any, patterns: _compile(pats, validatePattern) }));
+    }
+  }
+  return Object.freeze(out);
 }
 
-/** Compiles a validated document. */
+/**
+ * Compiles a document into token arrays, once, for the per-operation checks. Meant for documents
+ * {@link parseCapabilities} accepted; anything invalid in an unchecked one is dropped (fail closed).
+ */
 export function compileCapabilities(caps: Capabilities): CapabilitySet {
   return Object.freeze({
-    subjects: _compile(caps.subjects),
-    publish: _compile(caps.publish),
-    commands: _compile(caps.commands),
-    buckets: _compileScoped(caps.buckets),
-    streams: _compileScoped(caps.streams),
+    subjects: _compile(caps.subjects, _subject),
+    publish: _compile(caps.publish, _subject),
+    commands: _compile(caps.commands, _subject),
+    buckets: _compileScoped(caps.buckets, validateBucketName, _kvKey),
+    streams: _compileScoped(caps.streams, validateStreamName, _subject),
   });
 }
 
-function _subsetOf(
-  field: string,
-  list: ReadonlyArray<_Compiled>,
-  target: string,
-): Decision {
-  const tokens = tokenizePattern(target);
-  for (const p of list) {
-    if (subsetTokens(tokens, p.tokens)) return { allowed: true, rule: `${field}: ${p.text}` };
-  }
-  return { allowed: false, reason: `no pattern in ${field} covers ${target}` };
+function _show(s: unknown): string {
+  return JSON.stringify(String(s));
 }
 
 /** `sub` target: allowed iff it is a subset of some `subjects` pattern. */
 export function checkSubscribe(set: CapabilitySet, subject: string): Decision {
-  if (validateSubject(subject) !== null) return { allowed: false, reason: "invalid subject" };
-  return _subsetOf("subjects", set.subjects, subject);
+  const err = validateSubject(subject);
+  if (err !== null) return { allowed: false, reason: `invalid subject ${_show(subject)}: ${err}` };
+  const tokens = tokenizePattern(subject);
+  for (const p of set.subjects) {
+    if (subsetTokens(tokens, p.tokens)) return { allowed: true, rule: `subjects: ${p.text}` };
+  }
+  return { allowed: false, reason: `no pattern in subjects covers ${subject}` };
 }
 
 function _literal(
   field: string,
-  list: ReadonlyArray<_Compiled>,
+  list: ReadonlyArray<CompiledPattern>,
   subject: string,
   op: string,
 ): Decision {
-  if (validateSubject(subject) !== null) return { allowed: false, reason: "invalid subject" };
+  const err = validateSubject(subject);
+  if (err !== null) return { allowed: false, reason: `invalid subject ${_show(subject)}: ${err}` };
   if (!isLiteralSubject(subject)) {
     return { allowed: false, reason: `${op} target must be a literal subject` };
   }
@@ -242,22 +281,28 @@ export function checkCommand(set: CapabilitySet, subject: string): Decision {
 }
 
 function _scopedCheck(
-  field: string,
-  scopes: ReadonlyArray<_Scoped>,
+  field: "buckets" | "streams",
+  scopes: ReadonlyArray<CompiledScope>,
   name: string,
   pattern: string,
   validateName: (n: string) => string | null,
   validatePattern: (p: string) => string | null,
 ): Decision {
-  if (validateName(name) !== null) return { allowed: false, reason: `invalid name ${name}` };
-  if (validatePattern(pattern) !== null) {
-    return { allowed: false, reason: `invalid pattern ${pattern}` };
+  const kind = field === "buckets" ? "bucket" : "stream";
+  const nameErr = validateName(name);
+  if (nameErr !== null) {
+    return { allowed: false, reason: `invalid ${kind} name ${_show(name)}: ${nameErr}` };
   }
-  const nameTokens = [name];
+  const patErr = validatePattern(pattern);
+  if (patErr !== null) {
+    return { allowed: false, reason: `invalid pattern ${_show(pattern)}: ${patErr}` };
+  }
   const tokens = tokenizePattern(pattern);
+  // The `$` rule applies to names too: `*`/`>` never grant a `$…` stream.
+  const dollar = name.charCodeAt(0) === 36;
   let matchedScope = false;
   for (const s of scopes) {
-    if (!matchTokens([s.name], nameTokens)) continue;
+    if (s.any ? dollar : s.name !== name) continue;
     matchedScope = true;
     for (const p of s.patterns) {
       if (subsetTokens(tokens, p.tokens)) {
@@ -265,7 +310,6 @@ function _scopedCheck(
       }
     }
   }
-  const kind = field === "buckets" ? "bucket" : "stream";
   return {
     allowed: false,
     reason: matchedScope
@@ -274,28 +318,14 @@ function _scopedCheck(
   };
 }
 
-/** `kv_sub`: a bucket pattern matches `bucket` and `keyPattern` ⊆ one of its key patterns. */
+/** `kv_sub`: some bucket pattern matches `bucket` and `keyPattern` ⊆ one of ITS key patterns. */
 export function checkKv(set: CapabilitySet, bucket: string, keyPattern = ">"): Decision {
-  return _scopedCheck(
-    "buckets",
-    set.buckets,
-    bucket,
-    keyPattern,
-    validateBucketName,
-    (p) => validateKvKey(p),
-  );
+  return _scopedCheck("buckets", set.buckets, bucket, keyPattern, validateBucketName, _kvKey);
 }
 
-/** `js_sub`: a stream pattern matches `stream` and `filter` ⊆ one of its filter patterns. */
+/** `js_sub`: some stream pattern matches `stream` and `filter` ⊆ one of ITS filter patterns. */
 export function checkStream(set: CapabilitySet, stream: string, filter = ">"): Decision {
-  return _scopedCheck(
-    "streams",
-    set.streams,
-    stream,
-    filter,
-    validateStreamName,
-    (p) => validateSubject(p),
-  );
+  return _scopedCheck("streams", set.streams, stream, filter, validateStreamName, _subject);
 }
 
 /** A one-line summary, e.g. `subjects 2, publish 1, commands 0, buckets 1, streams 0`. */

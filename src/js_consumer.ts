@@ -23,7 +23,7 @@ import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
 import { renderPayload } from "./payload.ts";
 import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
-import { tokenizePattern, validateStreamName, validateSubject } from "./subject.ts";
+import { deliverableTo, tokenizePattern, validateStreamName, validateSubject } from "./subject.ts";
 
 /** Settings of {@link jsSubscriptionFactory}. */
 export interface JsSettings {
@@ -240,6 +240,7 @@ export class JsSubscription implements SessionSubscription {
   #settings: JsSettings;
   #envPrefix: string;
   #envSuffix: string;
+  #filterTokens: readonly string[];
   #last = 0;
   #closed = false;
   #messages?: ConsumerMessages;
@@ -266,6 +267,7 @@ export class JsSubscription implements SessionSubscription {
     this.target = r.stream;
     this.#envPrefix = `{"v":1,"op":"msg","target":${JSON.stringify(`js:${r.stream}`)},"data":`;
     this.#envSuffix = `,"sid":${JSON.stringify(req.sid)}}`;
+    this.#filterTokens = tokenizePattern(r.filter ?? ">");
   }
 
   /** Still allowed under new capabilities? */
@@ -344,6 +346,12 @@ export class JsSubscription implements SessionSubscription {
 
   #deliver(m: JsMsg): void {
     const seq = m.seq;
+    if (!deliverableTo(this.#filterTokens, m.subject)) {
+      // $ rule: a wildcard-first filter never delivers `$…` subjects stored in the stream.
+      this.#last = Math.max(this.#last, seq);
+      if (this.#r.ack || this.#durable) m.ack();
+      return;
+    }
     const redelivered = m.redelivered;
     if (!this.#r.ack) {
       // Ordered and gapless: never repeat a sequence (consumer resets after reconnects).

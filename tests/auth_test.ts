@@ -200,3 +200,13 @@ Deno.test("verifier: JWKS endpoint, keys picked by kid, refetched for a new kid"
     await server.shutdown();
   }
 });
+
+Deno.test("verifier: sub claims that cannot be a capability key are refused", async () => {
+  const v = await createTokenVerifier({ secret: SECRET });
+  const mk = (sub: string) =>
+    new SignJWT({}).setSubject(sub).setExpirationTime("1h").setProtectedHeader({ alg: "HS256" })
+      .sign(key);
+  await rejects(v(await mk("\ud800")), "lone surrogate");
+  await rejects(v(await mk("é".repeat(200))), "too long once encoded");
+  assert.equal((await v(await mk("é".repeat(20)))).user, "é".repeat(20));
+});

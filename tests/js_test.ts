@@ -261,3 +261,22 @@ Deno.test("js_sub: nats-server restart under publishing: gapless, no duplicates"
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(seqs(c, sid), Array.from({ length: published }, (_, i) => i + 1));
 });
+
+Deno.test("js_sub: $ rule inside a stream: a wildcard-first filter never delivers $ subjects", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("u", { streams: { MIXED: [">", "$AUD.>"] } });
+  const jsm = await jetstreamManager(stack.nc);
+  await jsm.streams.add({ name: "MIXED", subjects: ["mixed.>", "$AUD.>"] });
+  const js = jetstream(stack.nc);
+  await js.publish("mixed.a", "1");
+  await js.publish("$AUD.secret", "2");
+  await js.publish("mixed.b", "3");
+  const c = await stack.client("u");
+  const all = (await jsSub(c, "MIXED", { deliver: "all" })).data.id;
+  const dollar = (await jsSub(c, "MIXED", { deliver: "all", filter: "$AUD.>" })).data.id;
+  await c.waitMsgs(all, 2);
+  await c.waitMsgs(dollar, 1);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(c.msgs(all).map((m) => m.data.subject), ["mixed.a", "mixed.b"]);
+  assert.deepEqual(c.msgs(dollar).map((m) => m.data.subject), ["$AUD.secret"]);
+});
