@@ -84,8 +84,10 @@ Deno.test("js_sub: deliver all/new/last/last_per_subject, start_seq, start_time,
   await c.waitMsgs(from, 3);
   const filtered = (await jsSub(c, "AUDIT", { deliver: "all", filter: "audit.e0" })).data.id;
   await c.waitMsgs(filtered, 3);
-  const future =
-    (await jsSub(c, "AUDIT", { start_time: new Date(Date.now() + 60_000).toISOString() })).data.id;
+  const future = await jsSub(c, "AUDIT", {
+    start_time: new Date(Date.now() + 60_000).toISOString(),
+  });
+  assert.equal(future.op, "reply", "a start_time in the future is accepted");
   const delta = (await jsSub(c, "AUDIT", { time_delta: 3600 })).data.id;
   await c.waitMsgs(delta, 9);
   const neu = (await jsSub(c, "AUDIT")).data.id;

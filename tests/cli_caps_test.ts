@@ -1,0 +1,493 @@
+/** `natsgate caps` as a real subprocess against a real nats-server: every subcommand, bad input,
+ * compare-and-set conflicts and `$EDITOR` round trips (editor scripts written to a temp dir).
+ * @module */
+
+import assert from "node:assert/strict";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type KV, Kvm } from "@nats-io/kv";
+import { NatsServer } from "../src/nats_server.ts";
+import { userKey } from "../src/user_key.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `natsgate <args>` to completion. */
+async function cli(
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  if (opts.stdin !== undefined) await writer.write(new TextEncoder().encode(opts.stdin));
+  await writer.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** The test's view of the bucket, to check what the CLI wrote (or did not). */
+class Fixture {
+  constructor(readonly nats: NatsServer, readonly nc: NatsConnection, readonly kv: KV) {}
+
+  static async start(): Promise<Fixture> {
+    const nats = await NatsServer.start();
+    const nc = await connect({ servers: nats.url });
+    const kv = await new Kvm(nc).create("auth", { history: 10 });
+    return new Fixture(nats, nc, kv);
+  }
+
+  get env(): Record<string, string> {
+    return { NATSGATE_NATS: this.nats.url };
+  }
+
+  run(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
+    return cli(args, { ...opts, env: { ...this.env, ...opts.env } });
+  }
+
+  /** The stored document of `user`, or null. */
+  async doc(user: string): Promise<unknown> {
+    const e = await this.kv.get(userKey(user));
+    return e && e.operation === "PUT" ? e.json() : null;
+  }
+
+  async revision(user: string): Promise<number> {
+    return (await this.kv.get(userKey(user)))?.revision ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.nc.close();
+    await this.nats.stop();
+  }
+}
+
+function ok(r: Run): Run {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** Asserts a failure: exit code and a single `natsgate: …` line on stderr matching `re`. */
+function fails(r: Run, code: number, re: RegExp): void {
+  assert.equal(r.code, code, `expected exit ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one stderr line expected: ${r.stderr}`);
+  assert.match(lines[0], /^natsgate: /);
+  assert.match(lines[0], re);
+}
+
+/** Writes an executable editor script into `dir`. */
+async function editorScript(dir: string, name: string, body: string): Promise<string> {
+  const path = `${dir}/${name}`;
+  await Deno.writeTextFile(path, `#!/bin/sh\nset -e\n${body}\n`, { mode: 0o755 });
+  return path;
+}
+
+Deno.test("caps: every subcommand against a real nats-server", async (t) => {
+  const f = await Fixture.start();
+  const tmp = await Deno.makeTempDir({ prefix: "natsgate-caps-test-" });
+  try {
+    await t.step("set from --json, --file and stdin; get pretty and --json", async () => {
+      const doc = { subjects: ["chat.room.*"], publish: ["chat.room.1"] };
+      const r = ok(await f.run(["caps", "set", "alice", "--json", JSON.stringify(doc)]));
+      assert.match(r.stdout, /set capabilities of alice \(revision \d+\)/);
+      assert.deepEqual(await f.doc("alice"), doc);
+
+      const got = ok(await f.run(["caps", "get", "alice"]));
+      assert.equal(got.stdout, JSON.stringify(doc, null, 2) + "\n");
+      const compact = ok(await f.run(["caps", "get", "alice", "--json"]));
+      assert.equal(compact.stdout, JSON.stringify(doc) + "\n");
+
+      const file = `${tmp}/bob.json`;
+      await Deno.writeTextFile(file, JSON.stringify({ buckets: { todos: ["user.bob.>"] } }));
+      ok(await f.run(["caps", "set", "bob", "--file", file]));
+      assert.deepEqual(await f.doc("bob"), { buckets: { todos: ["user.bob.>"] } });
+
+      ok(await f.run(["caps", "set", "carol", "-"], { stdin: '{"streams":{"CHAT":[">"]}}' }));
+      assert.deepEqual(await f.doc("carol"), { streams: { CHAT: [">"] } });
+    });
+
+    await t.step("set rejects bad input naming the field and writes nothing", async () => {
+      ok(await f.run(["caps", "set", "dave", "--json", '{"subjects":["ok.>"]}']));
+      const before = await f.revision("dave");
+      const cases: Array<[string, RegExp]> = [
+        ["{not json", /invalid capabilities: invalid JSON/],
+        ['["subjects"]', /capabilities must be a JSON object/],
+        ['{"subjects":"chat.>"}', /subjects: must be an array of strings/],
+        ['{"subjects":[42]}', /subjects\[0\]: must be a string/],
+        ['{"publish":["a..b"]}', /publish\[0\]:/],
+        ['{"buckets":{"bad bucket":[">"]}}', /buckets\W+bad bucket\W+: bucket names/],
+        ['{"subjects":["a.>"],"admin":true}', /admin: unknown field/],
+      ];
+      for (const [input, re] of cases) {
+        fails(await f.run(["caps", "set", "dave", "--json", input]), 1, re);
+        fails(await f.run(["caps", "set", "erin", "-"], { stdin: input }), 1, re);
+      }
+      assert.equal(await f.revision("dave"), before, "dave unchanged");
+      assert.deepEqual(await f.doc("dave"), { subjects: ["ok.>"] });
+      assert.equal(await f.kv.get(userKey("erin")), null, "erin never written");
+      fails(await f.run(["caps", "set", "erin"]), 2, /exactly one of/);
+      fails(
+        await f.run(["caps", "set", "erin", "--file", `${tmp}/missing.json`]),
+        1,
+        /cannot read/,
+      );
+    });
+
+    await t.step("get of an unknown user fails", async () => {
+      fails(await f.run(["caps", "get", "ghost"]), 1, /no capabilities for ghost$/);
+    });
+
+    await t.step(
+      "grant and revoke: no duplicates, exact removal, empty entries dropped",
+      async () => {
+        ok(
+          await f.run([
+            "caps",
+            "grant",
+            "frank",
+            "--subject",
+            "news.*",
+            "--subject",
+            "news.*",
+            "--publish",
+            "news.frank",
+            "--bucket",
+            "todos=user.frank.>",
+            "--stream",
+            "CHAT=chat.>",
+          ]),
+        );
+        const again = ok(
+          await f.run(["caps", "grant", "frank", "--subject", "news.*", "--command", "todo.add"]),
+        );
+        assert.match(again.stdout, /\+ commands todo\.add/);
+        assert.doesNotMatch(again.stdout, /news/);
+        assert.deepEqual(await f.doc("frank"), {
+          subjects: ["news.*"],
+          publish: ["news.frank"],
+          buckets: { todos: ["user.frank.>"] },
+          streams: { CHAT: ["chat.>"] },
+          commands: ["todo.add"],
+        });
+        const rev = await f.revision("frank");
+        const same = ok(await f.run(["caps", "grant", "frank", "--subject", "news.*"]));
+        assert.match(same.stdout, /nothing to grant/);
+        assert.equal(await f.revision("frank"), rev, "no write when nothing changes");
+
+        const r = ok(
+          await f.run([
+            "caps",
+            "revoke",
+            "frank",
+            "--bucket",
+            "todos=user.frank.>",
+            "--subject",
+            "news",
+            "--json",
+          ]),
+        );
+        const out = JSON.parse(r.stdout);
+        assert.deepEqual(out.revoked, { buckets: { todos: ["user.frank.>"] } });
+        assert.deepEqual(await f.doc("frank"), {
+          subjects: ["news.*"],
+          publish: ["news.frank"],
+          streams: { CHAT: ["chat.>"] },
+          commands: ["todo.add"],
+        });
+        fails(
+          await f.run(["caps", "grant", "frank", "--subject", "bad subject"]),
+          1,
+          /subjects\[0\]/,
+        );
+        fails(await f.run(["caps", "grant", "frank"]), 2, /nothing to grant/);
+        fails(
+          await f.run(["caps", "revoke", "ghost", "--subject", "a"]),
+          1,
+          /no capabilities for ghost/,
+        );
+      },
+    );
+
+    await t.step("concurrent grants both land (compare-and-set with retry)", async () => {
+      const subjects = Array.from({ length: 4 }, (_, i) => `race.${i}`);
+      const runs = await Promise.all(
+        subjects.map((s) => f.run(["caps", "grant", "gina", "--subject", s])),
+      );
+      for (const r of runs) ok(r);
+      const doc = await f.doc("gina") as { subjects: string[] };
+      assert.deepEqual([...doc.subjects].sort(), subjects);
+    });
+
+    await t.step("list decodes user ids and summarizes", async () => {
+      const odd = "o'neil@example.com/*";
+      ok(await f.run(["caps", "set", odd, "--json", '{"subjects":["x.>"]}']));
+      await f.kv.put(userKey("broken"), "{not json");
+      const r = ok(await f.run(["caps", "list"]));
+      assert.match(r.stdout, /^USER\s+REV\s+CAPABILITIES$/m);
+      assert.match(r.stdout, /^alice\s+\d+\s+subjects 1, publish 1, commands 0, buckets 0/m);
+      assert.ok(r.stdout.includes(odd), r.stdout);
+      assert.match(r.stdout, /^broken\s+\d+\s+INVALID/m);
+      const j = JSON.parse(ok(await f.run(["caps", "list", "--json"])).stdout) as Array<
+        { user: string; key: string; valid: boolean; capabilities: unknown }
+      >;
+      const entry = j.find((e) => e.user === odd)!;
+      assert.equal(entry.key, userKey(odd));
+      assert.deepEqual(entry.capabilities, { subjects: ["x.>"] });
+      assert.equal(j.find((e) => e.user === "broken")!.valid, false);
+      await f.kv.delete(userKey("broken"));
+    });
+
+    await t.step("delete asks: refuses without a TTY, --yes deletes", async () => {
+      ok(await f.run(["caps", "set", "hank", "--json", '{"subjects":["h.>"]}']));
+      fails(await f.run(["caps", "delete", "hank"]), 1, /refusing to delete .*--yes/);
+      assert.deepEqual(await f.doc("hank"), { subjects: ["h.>"] });
+      const r = ok(await f.run(["caps", "delete", "hank", "--yes"]));
+      assert.match(r.stdout, /deleted capabilities of hank/);
+      assert.equal(await f.doc("hank"), null);
+      fails(await f.run(["caps", "get", "hank"]), 1, /no capabilities for hank/);
+      fails(await f.run(["caps", "delete", "hank", "--yes"]), 1, /no capabilities for hank/);
+    });
+
+    await t.step("history lists revisions with time and operation", async () => {
+      ok(await f.run(["caps", "set", "ivy", "--json", '{"subjects":["a"]}']));
+      ok(await f.run(["caps", "grant", "ivy", "--publish", "b"]));
+      ok(await f.run(["caps", "delete", "ivy", "--yes"]));
+      const r = ok(await f.run(["caps", "history", "ivy"]));
+      const rows = r.stdout.trim().split("\n").slice(1);
+      assert.equal(rows.length, 3, r.stdout);
+      assert.match(rows[0], /^\s*\d+\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+PUT\s+subjects 1, publish 0/);
+      assert.match(rows[1], /PUT\s+subjects 1, publish 1/);
+      assert.match(rows[2], /DEL$/);
+      const j = JSON.parse(ok(await f.run(["caps", "history", "ivy", "--json"])).stdout);
+      assert.deepEqual(j.map((e: { operation: string }) => e.operation), ["PUT", "PUT", "DEL"]);
+      assert.deepEqual(j[1].capabilities, { subjects: ["a"], publish: ["b"] });
+      assert.ok(!Number.isNaN(Date.parse(j[0].time)));
+      fails(await f.run(["caps", "history", "nobody"]), 1, /no capabilities for nobody/);
+    });
+
+    await t.step("seed: validated whole, --dry-run diff, --replace", async () => {
+      const bucket = ["--auth-bucket", "seedtest"];
+      const bad = `${tmp}/bad-seed.json`;
+      await Deno.writeTextFile(
+        bad,
+        JSON.stringify({ ok1: { subjects: ["a.>"] }, bad1: { subjects: ["a b"] } }),
+      );
+      fails(await f.run(["caps", "seed", bad, ...bucket]), 1, /"bad1": subjects\[0\]/);
+      fails(await f.run(["caps", "seed", "-", ...bucket], { stdin: "[1]" }), 1, /JSON object/);
+      const kvm = new Kvm(f.nc);
+      const names: string[] = [];
+      for await (const s of kvm.list()) names.push(s.bucket);
+      assert.ok(!names.includes("seedtest"), "nothing written, not even the bucket");
+
+      const seed1 = `${tmp}/seed1.json`;
+      await Deno.writeTextFile(
+        seed1,
+        JSON.stringify({
+          u1: { subjects: ["u1.>"] },
+          u2: { publish: ["u2.x"] },
+          u3: {},
+        }),
+      );
+      const dry = ok(await f.run(["caps", "seed", seed1, "--dry-run", ...bucket]));
+      assert.match(dry.stdout, /^\+ u1$/m);
+      assert.match(dry.stdout, /would seed: 3 added, 0 changed, 0 removed, 0 unchanged/);
+      const first = ok(await f.run(["caps", "seed", seed1, ...bucket]));
+      assert.match(first.stdout, /seeded: 3 added/);
+      const kv = await kvm.open("seedtest");
+      assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.x"] });
+
+      const seed2 = `${tmp}/seed2.json`;
+      await Deno.writeTextFile(
+        seed2,
+        JSON.stringify({ u1: { subjects: ["u1.>"] }, u2: { publish: ["u2.y"] }, u4: {} }),
+      );
+      const plan = JSON.parse(
+        ok(await f.run(["caps", "seed", seed2, "--replace", "--dry-run", "--json", ...bucket]))
+          .stdout,
+      );
+      assert.deepEqual(plan, {
+        added: ["u4"],
+        changed: ["u2"],
+        removed: ["u3"],
+        unchanged: ["u1"],
+        dry_run: true,
+      });
+      assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.x"] }, "dry run");
+      const noReplace = ok(await f.run(["caps", "seed", seed2, "--json", ...bucket]));
+      assert.deepEqual(JSON.parse(noReplace.stdout).removed, []);
+      assert.ok((await kv.get(userKey("u3")))?.operation === "PUT", "u3 kept without --replace");
+      ok(await f.run(["caps", "seed", seed2, "--replace", ...bucket]));
+      assert.equal((await kv.get(userKey("u3")))?.operation, "DEL");
+      assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.y"] });
+      assert.deepEqual((await kv.get(userKey("u4")))!.json(), {});
+    });
+
+    await t.step(
+      "check: allow with the granting rule (exit 0), deny with why (exit 3)",
+      async () => {
+        ok(
+          await f.run([
+            "caps",
+            "set",
+            "jo",
+            "--json",
+            JSON.stringify({
+              subjects: ["chat.room.*", ">"],
+              publish: ["chat.room.1"],
+              commands: ["todo.add"],
+              buckets: { todos: ["user.jo.>"] },
+              streams: { CHAT: ["chat.room.1"] },
+            }),
+          ]),
+        );
+        const allow = ok(await f.run(["caps", "check", "jo", "sub", "chat.room.1"]));
+        assert.match(allow.stdout, /^allow: .*granted by subjects: chat\.room\.\*$/m);
+        const pub = ok(await f.run(["caps", "check", "jo", "pub", "chat.room.1"]));
+        assert.match(pub.stdout, /granted by publish: chat\.room\.1/);
+
+        const deny = await f.run(["caps", "check", "jo", "pub", "chat.room.2"]);
+        assert.equal(deny.code, 3);
+        assert.match(deny.stdout, /^deny: .*no pattern in publish matches chat\.room\.2$/m);
+        assert.match(deny.stderr, /^natsgate: denied/);
+
+        const sys = await f.run(["caps", "check", "jo", "sub", "$SYS.x"]);
+        assert.equal(sys.code, 3, "a leading wildcard never reaches $ subjects");
+
+        const kv = JSON.parse(
+          ok(
+            await f.run([
+              "caps",
+              "check",
+              "jo",
+              "kv_sub",
+              "todos",
+              "--pattern",
+              "user.jo.a",
+              "--json",
+            ]),
+          ).stdout,
+        );
+        assert.deepEqual(kv, {
+          user: "jo",
+          op: "kv_sub",
+          target: "todos",
+          pattern: "user.jo.a",
+          allowed: true,
+          rule: "buckets.todos: user.jo.>",
+        });
+        const kvDeny = await f.run(["caps", "check", "jo", "kv_sub", "todos", "--json"]);
+        assert.equal(kvDeny.code, 3);
+        assert.match(JSON.parse(kvDeny.stdout).reason, /covers >/);
+        const js = await f.run([
+          "caps",
+          "check",
+          "jo",
+          "js_sub",
+          "CHAT",
+          "--filter",
+          "chat.room.2",
+        ]);
+        assert.equal(js.code, 3);
+        ok(await f.run(["caps", "check", "jo", "js_sub", "CHAT", "--filter", "chat.room.1"]));
+        ok(await f.run(["caps", "check", "jo", "cmd", "todo.add"]));
+
+        const none = await f.run(["caps", "check", "nobody", "sub", "a"]);
+        assert.equal(none.code, 3);
+        assert.match(none.stdout, /no capabilities for nobody/);
+        fails(await f.run(["caps", "check", "jo", "read", "a"]), 2, /unknown op/);
+        fails(await f.run(["caps", "check", "jo", "pub", "a.*"]), 2, /invalid subject/);
+        fails(await f.run(["caps", "check", "jo", "sub", "a", "--pattern", "x"]), 2, /--pattern/);
+      },
+    );
+
+    await t.step("edit: invalid save re-opens with the error on top, then saves", async () => {
+      ok(await f.run(["caps", "set", "kim", "--json", '{"subjects":["k.>"]}']));
+      const dir = await Deno.makeTempDir({ dir: tmp });
+      const editor = await editorScript(
+        dir,
+        "edit.sh",
+        `n=$(cat "${dir}/n" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "${dir}/n"
+cp "$1" "${dir}/seen$n"
+if [ $n -eq 1 ]; then printf '{"subjects": ["k >"], "nope": 1}' > "$1"
+else printf '// a comment line\\n{"subjects": ["k.>", "kim.*"]}' > "$1"; fi`,
+      );
+      const r = ok(await f.run(["caps", "edit", "kim"], { env: { EDITOR: editor } }));
+      assert.match(r.stdout, /saved capabilities of kim/);
+      const seen1 = await Deno.readTextFile(`${dir}/seen1`);
+      assert.ok(seen1.includes('"k.>"'), "the editor got the current document");
+      const seen2 = await Deno.readTextFile(`${dir}/seen2`);
+      assert.match(seen2, /^\/\/ natsgate: invalid capabilities/);
+      assert.match(seen2, /nope: unknown field/);
+      assert.match(seen2, /subjects\[0\]/);
+      assert.ok(seen2.includes('{"subjects": ["k >"], "nope": 1}'), "the invalid text is kept");
+      assert.deepEqual(await f.doc("kim"), { subjects: ["k.>", "kim.*"] });
+    });
+
+    await t.step("edit: editor failure or no change writes nothing", async () => {
+      ok(await f.run(["caps", "set", "lee", "--json", '{"subjects":["l.>"]}']));
+      const rev = await f.revision("lee");
+      const dir = await Deno.makeTempDir({ dir: tmp });
+      const failing = await editorScript(dir, "fail.sh", `echo '{"subjects":[]}' > "$1"; exit 3`);
+      fails(
+        await f.run(["caps", "edit", "lee"], { env: { EDITOR: failing } }),
+        1,
+        /editor exited with code 3/,
+      );
+      const unchanged = ok(await f.run(["caps", "edit", "lee"], { env: { EDITOR: "true" } }));
+      assert.match(unchanged.stderr, /no changes/);
+      assert.equal(await f.revision("lee"), rev);
+      assert.deepEqual(await f.doc("lee"), { subjects: ["l.>"] });
+      const invalidTwice = await editorScript(dir, "bad.sh", `echo '{"subjects": 1}' > "$1"`);
+      fails(
+        await f.run(["caps", "edit", "lee"], { env: { EDITOR: invalidTwice } }),
+        1,
+        /nothing written/,
+      );
+      assert.equal(await f.revision("lee"), rev);
+    });
+
+    await t.step("edit: a concurrent change is reported, never overwritten", async () => {
+      ok(await f.run(["caps", "set", "max", "--json", '{"subjects":["m.>"]}']));
+      const dir = await Deno.makeTempDir({ dir: tmp });
+      const editor = await editorScript(
+        dir,
+        "race.sh",
+        `"${Deno.execPath()}" run -A "${ROOT}main.ts" caps set max --json '{"subjects":["theirs.>"]}'
+echo '{"subjects": ["mine.>"]}' > "$1"`,
+      );
+      const r = await f.run(["caps", "edit", "max"], { env: { EDITOR: editor } });
+      fails(r, 1, /changed concurrently/);
+      assert.deepEqual(await f.doc("max"), { subjects: ["theirs.>"] });
+      const kept = /your edit is in (\S+)\)/.exec(r.stderr)?.[1];
+      assert.ok(kept, r.stderr);
+      assert.deepEqual(JSON.parse(await Deno.readTextFile(kept)), { subjects: ["mine.>"] });
+      await Deno.remove(kept);
+    });
+
+    await t.step("edit creates a missing user", async () => {
+      const dir = await Deno.makeTempDir({ dir: tmp });
+      const editor = await editorScript(dir, "new.sh", `echo '{"commands": ["n.x"]}' > "$1"`);
+      ok(await f.run(["caps", "edit", "newbie"], { env: { EDITOR: editor } }));
+      assert.deepEqual(await f.doc("newbie"), { commands: ["n.x"] });
+    });
+
+    await t.step("connection failures are one line", async () => {
+      const r = await cli(["caps", "get", "x", "--nats", "nats://127.0.0.1:1"]);
+      fails(r, 1, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
+    });
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await f.stop();
+  }
+});

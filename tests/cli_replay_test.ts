@@ -1,0 +1,296 @@
+/** `natsgate replay` as a real subprocess against a real nats-server and JetStream stream:
+ * start by seq and time, filter, count, follow, JSON encodings and republishing with --to.
+ * @module */
+
+import assert from "node:assert/strict";
+import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { NatsServer } from "../src/nats_server.ts";
+import { waitFor } from "./_harness.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A running `natsgate` subprocess with its output collected as it comes. */
+class Proc {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly done: Promise<Deno.CommandStatus>;
+
+  constructor(args: string[], env: Record<string, string>) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, ...args],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
+    };
+    const out = collect(this.child.stdout, "stdout");
+    const err = collect(this.child.stderr, "stderr");
+    const child = this.child;
+    this.done = (async () => {
+      const status = await child.status;
+      await Promise.all([out, err]);
+      return status;
+    })();
+  }
+
+  /** Parsed `--json` lines so far. */
+  records(): Array<Record<string, unknown>> {
+    return this.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l));
+  }
+
+  kill(): void {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A nats-server with stream ORDERS (orders.>) holding seqs 1..7, shared by the steps. */
+class Fixture {
+  constructor(readonly nats: NatsServer, readonly nc: NatsConnection) {}
+
+  static async start(): Promise<Fixture> {
+    const nats = await NatsServer.start();
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] });
+    const js = jetstream(nc);
+    for (let n = 1; n <= 5; n++) {
+      const h = headers();
+      h.set("X-N", String(n));
+      h.append("X-Multi", "a");
+      h.append("X-Multi", "b");
+      await js.publish(n % 2 ? "orders.new" : "orders.paid", JSON.stringify({ n }), { headers: h });
+    }
+    await js.publish("orders.text", "hello\nworld"); // 6
+    await js.publish("orders.bin", new Uint8Array([0xff, 0x00, 0x01])); // 7
+    return new Fixture(nats, nc);
+  }
+
+  get env(): Record<string, string> {
+    return { NATSGATE_NATS: this.nats.url };
+  }
+
+  async run(args: string[]): Promise<Run> {
+    const p = new Proc(args, this.env);
+    const status = await p.done;
+    return { code: status.code, stdout: p.stdout, stderr: p.stderr };
+  }
+
+  async records(args: string[]): Promise<Array<Record<string, unknown>>> {
+    const r = ok(await this.run([...args, "--json"]));
+    return r.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l));
+  }
+
+  async stop(): Promise<void> {
+    await this.nc.close();
+    await this.nats.stop();
+  }
+}
+
+function ok(r: Run): Run {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+function fails(r: Run, code: number, re: RegExp): void {
+  assert.equal(r.code, code, `expected exit ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /^natsgate: /);
+  assert.match(r.stderr, re);
+}
+
+const seqs = (recs: Array<Record<string, unknown>>) => recs.map((r) => r.seq);
+
+Deno.test("replay: a JetStream stream from a real nats-server", async (t) => {
+  const f = await Fixture.start();
+  const procs: Proc[] = [];
+  try {
+    await t.step("prints every message and stops at the end of the stream", async () => {
+      const r = ok(await f.run(["replay", "ORDERS"]));
+      for (let seq = 1; seq <= 7; seq++) {
+        assert.match(r.stdout, new RegExp(`^#${seq}  \\S+Z  `, "m"));
+      }
+      assert.match(r.stdout, /^#1 {2}\S+Z {2}orders\.new\n {2}\{"n":1\}$/m);
+      assert.match(r.stdout, /^#6 {2}\S+Z {2}orders\.text\n {2}hello\n {2}world$/m);
+      assert.match(r.stdout, /^#7 {2}\S+Z {2}orders\.bin\n {2}base64:\/wAB$/m);
+      assert.doesNotMatch(r.stdout, /X-N/, "headers only with --headers");
+      const h = ok(await f.run(["replay", "ORDERS", "--headers", "--count", "1"]));
+      assert.match(h.stdout, /^ {2}X-N: 1$/m);
+      assert.match(h.stdout, /^ {2}X-Multi: a\n {2}X-Multi: b$/m);
+    });
+
+    await t.step("--json uses the protocol's payload encodings", async () => {
+      const recs = await f.records(["replay", "ORDERS", "--headers"]);
+      assert.deepEqual(seqs(recs), [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(Object.keys(recs[0]), ["seq", "subject", "time", "headers", "payload"]);
+      assert.deepEqual(recs[0].headers, { "X-N": "1", "X-Multi": ["a", "b"] });
+      assert.deepEqual(recs[0].payload, { n: 1 });
+      assert.equal(recs[0].subject, "orders.new");
+      assert.ok(!Number.isNaN(Date.parse(recs[0].time as string)));
+      assert.deepEqual(recs[5], {
+        seq: 6,
+        subject: "orders.text",
+        time: recs[5].time,
+        payload: "hello\nworld",
+        encoding: "text",
+      });
+      assert.equal(recs[6].payload, "/wAB");
+      assert.equal(recs[6].encoding, "base64");
+      const plain = await f.records(["replay", "ORDERS", "--count", "1"]);
+      assert.equal(plain[0].headers, undefined);
+    });
+
+    await t.step("--from-seq, --until-seq, --count, --filter", async () => {
+      assert.deepEqual(seqs(await f.records(["replay", "ORDERS", "--from-seq", "4"])), [
+        4,
+        5,
+        6,
+        7,
+      ]);
+      assert.deepEqual(
+        seqs(await f.records(["replay", "ORDERS", "--from-seq", "2", "--until-seq", "4"])),
+        [2, 3, 4],
+      );
+      assert.deepEqual(seqs(await f.records(["replay", "ORDERS", "--count", "3"])), [1, 2, 3]);
+      assert.deepEqual(
+        seqs(await f.records(["replay", "ORDERS", "--filter", "orders.paid"])),
+        [2, 4],
+      );
+      assert.deepEqual(
+        seqs(await f.records(["replay", "ORDERS", "--filter", "orders.new", "--count", "2"])),
+        [1, 3],
+      );
+      const none = ok(await f.run(["replay", "ORDERS", "--filter", "orders.none", "--json"]));
+      assert.equal(none.stdout, "");
+      const raw = ok(await f.run(["replay", "ORDERS", "--raw", "--from-seq", "2", "--count", "2"]));
+      assert.equal(raw.stdout, '{"n":2}\n{"n":3}\n');
+    });
+
+    await t.step("--start-time and --since", async () => {
+      const jsm = await jetstreamManager(f.nc);
+      const before = (await jsm.streams.info("ORDERS")).state.last_seq;
+      // The next messages are stored strictly after `start` (same clock, waited past it).
+      await new Promise((r) => setTimeout(r, 5));
+      const start = new Date().toISOString();
+      await new Promise((r) => setTimeout(r, 5));
+      const js = jetstream(f.nc);
+      await js.publish("orders.late", JSON.stringify({ late: 1 }));
+      await js.publish("orders.late", JSON.stringify({ late: 2 }));
+      assert.deepEqual(
+        seqs(await f.records(["replay", "ORDERS", "--start-time", start])),
+        [before + 1, before + 2],
+      );
+      const since = await f.records(["replay", "ORDERS", "--since", "1h"]);
+      assert.equal(since.length, before + 2);
+    });
+
+    await t.step("--follow --count N waits for new messages", async () => {
+      const info = await (await jetstreamManager(f.nc)).streams.info("ORDERS");
+      const next = info.state.last_seq + 1;
+      const p = new Proc(
+        ["replay", "ORDERS", "--follow", "--count", "2", "--json", "--filter", "orders.live.>"],
+        f.env,
+      );
+      procs.push(p);
+      await waitFor(() => p.stderr.includes("following ORDERS"), 15000, p.stderr);
+      assert.equal(p.stdout, "", "nothing matches yet");
+      const js = jetstream(f.nc);
+      await js.publish("orders.other", "{}");
+      await js.publish("orders.live.1", JSON.stringify({ live: 1 }));
+      await js.publish("orders.live.2", JSON.stringify({ live: 2 }));
+      const status = await p.done;
+      assert.equal(status.code, 0, p.stderr);
+      const recs = p.records();
+      assert.deepEqual(seqs(recs), [next + 1, next + 2]);
+      assert.deepEqual(recs.map((r) => r.payload), [{ live: 1 }, { live: 2 }]);
+    });
+
+    await t.step("--follow stops on SIGINT with exit 0", async () => {
+      const p = new Proc(
+        ["replay", "ORDERS", "--follow", "--json", "--filter", "orders.sig"],
+        f.env,
+      );
+      procs.push(p);
+      await waitFor(() => p.stderr.includes("following ORDERS"), 15000, p.stderr);
+      await jetstream(f.nc).publish("orders.sig", JSON.stringify({ sig: 1 }));
+      await waitFor(() => p.stdout.includes('"sig"'), 5000, "the message");
+      p.child.kill("SIGINT");
+      const status = await p.done;
+      assert.equal(status.code, 0, p.stderr);
+      assert.deepEqual(p.records().map((r) => r.payload), [{ sig: 1 }]);
+    });
+
+    await t.step("--to republishes with headers, after confirmation", async () => {
+      const got: Msg[] = [];
+      const sub = f.nc.subscribe("copy.orders", {
+        callback: (_e, m) => {
+          got.push(m);
+        },
+      });
+      await f.nc.flush();
+      fails(
+        await f.run(["replay", "ORDERS", "--filter", "orders.paid", "--to", "copy.orders"]),
+        1,
+        /refusing to republish .*--yes/,
+      );
+      await f.nc.flush();
+      assert.equal(got.length, 0, "nothing republished without confirmation");
+      const r = ok(
+        await f.run([
+          "replay",
+          "ORDERS",
+          "--filter",
+          "orders.paid",
+          "--to",
+          "copy.orders",
+          "--yes",
+        ]),
+      );
+      assert.equal(r.stdout, "republished 2 messages to copy.orders\n");
+      await waitFor(() => got.length >= 2, 5000, "republished messages");
+      assert.deepEqual(got.map((m) => m.json()), [{ n: 2 }, { n: 4 }]);
+      assert.equal(got[0].headers?.get("X-N"), "2");
+      assert.deepEqual(got[1].headers?.values("X-Multi"), ["a", "b"]);
+      sub.unsubscribe();
+      fails(await f.run(["replay", "ORDERS", "--to", "copy.*", "--yes"]), 1, /invalid --to/);
+    });
+
+    await t.step("bad input: unknown stream, invalid start", async () => {
+      fails(await f.run(["replay", "NOPE"]), 1, /no stream named NOPE/);
+      fails(await f.run(["replay", "ORDERS", "--from-seq", "999"]), 1, /past the end/);
+      fails(await f.run(["replay", "ORDERS", "--start-time", "yesterday"]), 1, /--start-time/);
+      const zero = await f.run(["replay", "ORDERS", "--from-seq", "0"]);
+      assert.notEqual(zero.code, 0);
+      assert.match(zero.stderr, /positive integer/);
+      fails(
+        await f.run(["replay", "ORDERS", "--from-seq", "1", "--since", "1h"]),
+        2,
+        /only one of/,
+      );
+      fails(await f.run(["replay", "ORDERS", "--filter", "a..b"]), 1, /invalid --filter/);
+      fails(await f.run(["replay", "BAD.NAME"]), 1, /invalid stream name/);
+      fails(await f.run(["replay", "ORDERS", "--json", "--raw"]), 2, /exclude each other/);
+    });
+  } finally {
+    for (const p of procs) {
+      p.kill();
+      await p.done;
+    }
+    await f.stop();
+  }
+});
