@@ -446,8 +446,7 @@ export class Gateway {
         for (const s of this.#sessions) {
           if (s.id === req.session) {
             const reason = typeof req.reason === "string" ? req.reason : "kicked by an admin";
-            this.#emit(s, "disconnect", { kicked: true, reason });
-            s.close(CloseCode.PROTOCOL, reason);
+            s.close(CloseCode.PROTOCOL, reason, { kicked: true });
             msg.respond(JSON.stringify({ gateway: this.id, session: s.id, kicked: true }));
           }
         }

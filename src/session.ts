@@ -736,8 +736,8 @@ export class Session {
     this.close(CloseCode.BACKPRESSURE, "backpressure");
   }
 
-  /** Closes the session and its socket, releasing every resource. Idempotent. */
-  close(code: number = 1000, reason = ""): void {
+  /** Closes the session and its socket, releasing every resource; `fields` go into the disconnect event. Idempotent. */
+  close(code: number = 1000, reason = "", fields?: Record<string, unknown>): void {
     if (this.#state === "closed") return;
     const wasOpen = this.#state === "open";
     this.#state = "closed";
@@ -750,7 +750,7 @@ export class Session {
       // already closed
     }
     if (wasOpen || this.user !== undefined) {
-      this.context.emit(this, "disconnect", { code, reason });
+      this.context.emit(this, "disconnect", { code, reason, ...fields });
     }
     this.context.onClosed(this);
   }

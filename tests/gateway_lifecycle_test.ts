@@ -76,6 +76,9 @@ Deno.test("control plane: sessions are listed and kicked through NATS", async ()
   assert.equal(r.json<{ kicked: boolean }>().kicked, true);
   assert.equal((await c.closed).code, 4000);
   await waitFor(() => events.includes("disconnect"));
+  await stack.nc.flush();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(events.filter((e) => e === "disconnect").length, 1, "one disconnect per kick");
   sub.unsubscribe();
 });
 
