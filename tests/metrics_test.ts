@@ -35,7 +35,7 @@ Deno.test("metrics: connections, traffic, denials, closes, cmd latency, revocati
   assert.ok(_value(text, "natsgate_messages_in_total") >= 3);
   assert.equal(_value(text, 'natsgate_denials_total{op="sub"}'), 1);
   assert.equal(_value(text, 'natsgate_cmd_duration_seconds_count{outcome="ok"}'), 1);
-  assert.ok(_value(text, "natsgate_process_resident_memory_bytes") > 0);
+  assert.ok(_value(text, "natsgate_process_cpu_user_seconds_total") > 0, "process metrics");
 
   await stack.setCaps("u", { subjects: ["other.>"] });
   await c.next((e) => e.op === "cap_update" && e.data.revoked.length === 1);
