@@ -181,6 +181,7 @@ export class Gateway {
     const nc = opts.nc ?? await connect({
       servers: opts.nats ?? ["nats://127.0.0.1:4222"],
       name: "natsgate",
+      noAsyncTraces: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       reconnectJitter: 250,

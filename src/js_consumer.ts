@@ -337,7 +337,7 @@ export class JsSubscription implements SessionSubscription {
     for await (const m of this.#messages) {
       if (this.#closed) break;
       while (this.#req.pendingBytes() > _HIGH_WATER && !this.#closed) {
-        await new Promise((res) => setTimeout(res, 5));
+        await new Promise((res) => setTimeout(res, 1));
       }
       if (this.#closed) break;
       this.#deliver(m);
