@@ -12,6 +12,7 @@ import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import { connectNats } from "../src/nats_connect.ts";
 import { gatewayExtensions } from "../src/extensions.ts";
+import { consoleHandler } from "../src/console.ts";
 import { CliError, durationArg, envOption, intArg, listArg, positiveIntArg } from "./_common.ts";
 
 /** Capabilities seeded for the `demo` user in dev mode. */
@@ -148,6 +149,9 @@ export function serveCommand() {
     )
     .addOption(envOption("--gateway-id <id>", "id in session listings (default: random)"))
     .addOption(envOption("--data-dir <dir>", "dev mode state directory").default(".natsgate"))
+    .addOption(
+      envOption("--no-console", "do not serve the console page at / (the SDK at /client.js stays)"),
+    )
     .addOption(new Option("--dev", "development mode: embedded NATS, dev secret, demo user"))
     .action(async (o) => {
       const log = createLogger({
@@ -223,6 +227,7 @@ export function serveCommand() {
           maxConnsPerUser: o.maxConnsPerUser,
           id: o.gatewayId,
           log,
+          httpHandler: consoleHandler({ console: o.console }),
           tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
           limits: {
             maxFrameBytes: o.maxFrameBytes,

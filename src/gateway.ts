@@ -72,7 +72,10 @@ export interface GatewayOptions {
   /** TLS (wss://): PEM certificate chain and key files, re-read by `reloadTls()`. */
   tls?: { certFile: string; keyFile: string };
   /** Extra HTTP routes tried before 404 (e.g. the console page). */
-  httpHandler?: (req: Request, url: URL) => Response | Promise<Response> | undefined;
+  httpHandler?: (
+    req: Request,
+    url: URL,
+  ) => Response | undefined | Promise<Response | undefined>;
 }
 
 /** What subscription factories may use. */

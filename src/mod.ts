@@ -5,6 +5,7 @@
 export * from "./auth.ts";
 export * from "./capabilities.ts";
 export * from "./capability_store.ts";
+export * from "./console.ts";
 export * from "./control.ts";
 export * from "./envelope.ts";
 export * from "./errors.ts";

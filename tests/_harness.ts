@@ -12,6 +12,8 @@ import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { Capabilities } from "../src/capabilities.ts";
 
+const _ROOT = new URL("..", import.meta.url).pathname;
+
 /** The secret every test gateway uses. */
 export const TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef";
 
@@ -346,4 +348,58 @@ export async function stalledClient(url: string, token: string): Promise<Deno.Tc
   const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
   if (!head.startsWith("HTTP/1.1 101")) throw new Error(`upgrade failed: ${head.split("\r\n")[0]}`);
   return conn;
+}
+
+/** A running `natsgate` subprocess (`deno run main.ts …`) with its output collected. */
+export class NatsgateProcess {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly done: Promise<Deno.CommandStatus>;
+
+  constructor(args: string[], env: Record<string, string> = {}, cwd = _ROOT) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${_ROOT}main.ts`, ...args],
+      cwd,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
+    };
+    const out = collect(this.child.stdout, "stdout");
+    const err = collect(this.child.stderr, "stderr");
+    const child = this.child;
+    this.done = (async () => {
+      const status = await child.status;
+      await Promise.all([out, err]);
+      return status;
+    })();
+  }
+
+  async waitFor(re: RegExp, ms = 15000): Promise<RegExpExecArray> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const m = re.exec(this.stdout + this.stderr);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`timed out waiting for ${re}; output:\n${this.stdout}\n${this.stderr}`);
+  }
+
+  async wsUrl(path = "/ws"): Promise<string> {
+    const m = await this.waitFor(/gateway listening .*addr=([\d.]+):(\d+)/);
+    return `ws://127.0.0.1:${m[2]}${path}`;
+  }
+
+  async stop(): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    return await this.done;
+  }
 }

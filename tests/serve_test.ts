@@ -4,64 +4,8 @@
 
 import assert from "node:assert/strict";
 import { NatsServer } from "../src/nats_server.ts";
-import { TestClient } from "./_harness.ts";
+import { NatsgateProcess as Proc, TestClient } from "./_harness.ts";
 import { mintToken } from "../src/token.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A running `natsgate` subprocess with its output collected. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<Deno.CommandStatus>;
-
-  constructor(args: string[], env: Record<string, string> = {}, cwd = ROOT) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, ...args],
-      cwd,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
-    };
-    const out = collect(this.child.stdout, "stdout");
-    const err = collect(this.child.stderr, "stderr");
-    const child = this.child;
-    this.done = (async () => {
-      const status = await child.status;
-      await Promise.all([out, err]);
-      return status;
-    })();
-  }
-
-  async waitFor(re: RegExp, ms = 15000): Promise<RegExpExecArray> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const m = re.exec(this.stdout + this.stderr);
-      if (m) return m;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`timed out waiting for ${re}; output:\n${this.stdout}\n${this.stderr}`);
-  }
-
-  async wsUrl(path = "/ws"): Promise<string> {
-    const m = await this.waitFor(/gateway listening .*addr=([\d.]+):(\d+)/);
-    return `ws://127.0.0.1:${m[2]}${path}`;
-  }
-
-  async stop(): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    return await this.done;
-  }
-}
 
 async function run(args: string[], env: Record<string, string> = {}) {
   const p = new Proc(args, env);
@@ -82,12 +26,23 @@ Deno.test("serve: --help, --version", async () => {
       "--max-frame-bytes",
       "--max-pending-bytes",
       "--log-format",
+      "--no-console",
       "--dev",
     ]
   ) {
     assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
   }
   assert.match(help.stdout, /NATSGATE_JWT_SECRET/);
+  // The README's flag table documents every flag `serve --help` lists.
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const flags = new Set(help.stdout.match(/--[a-z0-9-]+/g));
+  flags.delete("--help");
+  for (const flag of flags) {
+    assert.ok(
+      readme.includes(`| \`${flag}`) || readme.includes(`, \`${flag}`),
+      `README documents ${flag}`,
+    );
+  }
   const top = await run(["--help"]);
   assert.equal(top.code, 0);
   assert.match(top.stdout, /serve/);
@@ -131,6 +86,13 @@ Deno.test("serve: env vars configure it, flags win; SIGTERM drains, then 1001 an
     const c = await TestClient.connect(`ws://${base}/flag`, { query: token });
     await c.next((e) => e.op === "cap_update");
     assert.equal(await fetch(`http://${base}/readyz`).then((r) => r.status), 200);
+    const page = await fetch(`http://${base}/`);
+    assert.equal(page.status, 200, "the console page is served by default");
+    assert.match(await page.text(), /<html/i);
+    const sdk = await fetch(`http://${base}/client.js`);
+    assert.equal(sdk.status, 200);
+    assert.match(sdk.headers.get("content-type") ?? "", /javascript/);
+    assert.match(await sdk.text(), /export async function connect/);
     p.child.kill("SIGTERM");
     await p.waitFor(/"msg":"draining"/);
     assert.equal(await fetch(`http://${base}/readyz`).then((r) => r.status), 503);
@@ -176,19 +138,28 @@ Deno.test("serve --dev: embedded NATS, demo user, printed token; state kept acro
       0,
       "secret is private",
     );
-    // Second run: same secret, so the first token still works.
+    // Second run: same secret, so the first token still works. --no-console: no page, SDK stays.
     const p2 = new Proc([
       "serve",
       "--dev",
+      "--no-console",
       "--listen",
       "127.0.0.1:0",
       "--data-dir",
       `${dir}/state`,
     ]);
     try {
-      const c = await TestClient.connect(await p2.wsUrl(), { query: token });
+      const url = await p2.wsUrl();
+      const c = await TestClient.connect(url, { query: token });
       assert.equal((await c.next((e) => e.op === "cap_update")).data.user, "demo");
       await c.close();
+      const http = url.replace(/^ws/, "http").replace(/\/ws$/, "");
+      const page = await fetch(`${http}/`);
+      await page.body?.cancel();
+      assert.equal(page.status, 404, "--no-console: no page at /");
+      const sdk = await fetch(`${http}/client.js`);
+      await sdk.body?.cancel();
+      assert.equal(sdk.status, 200, "--no-console keeps /client.js");
     } finally {
       assert.equal((await p2.stop()).code, 0);
     }
