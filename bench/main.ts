@@ -15,6 +15,8 @@ const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
 const QUICK = Deno.args.includes("--quick");
 const NO_WRITE = Deno.args.includes("--no-write");
 const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+/** Extra V8 flags for the gateway process, to try memory/speed trade-offs (default: none). */
+const GW_V8_FLAGS = Deno.args.find((a) => a.startsWith("--gateway-v8-flags="))?.slice(19) ?? "";
 const PAYLOAD_PAD = "x".repeat(70);
 
 function _payload(extra: Record<string, unknown> = {}): string {
@@ -186,6 +188,7 @@ async function main(): Promise<void> {
     args: [
       "run",
       "-A",
+      ...(GW_V8_FLAGS ? [`--v8-flags=${GW_V8_FLAGS}`] : []),
       `${ROOT}main.ts`,
       "serve",
       "--nats",
@@ -328,18 +331,30 @@ async function main(): Promise<void> {
       }
     }
 
-    // 4. Idle authenticated connections with one subscription each.
+    // 4. Idle authenticated connections with one subscription each. A bare Deno.serve WebSocket
+    // server holding the same sockets shows the runtime's own floor per connection.
     if (want("conns")) {
       const clients = QUICK ? 1000 : 10_000;
       const res: Record<string, { rate: number; kbPer: number }> = {};
-      for (const t of targets) {
+      const bare = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-net", `${ROOT}bench/_bare_ws.ts`],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const barePort = Number((await _lines(bare.stdout)[Symbol.asyncIterator]().next()).value);
+      const bareTarget = {
+        name: "deno-bare" as const,
+        url: `ws://127.0.0.1:${barePort}/ws`,
+        pid: bare.pid,
+      };
+      for (const t of [...targets, bareTarget]) {
         const before = await _rssKb(t.pid);
         const proc = new ClientProc();
         const subjects = Array.from({ length: clients }, (_, i) => `idle.${i}`);
         const r = await proc.cmd({
           op: "open",
           spec: {
-            mode: t.name,
+            mode: t.name === "native" ? "native" : "gateway",
             url: t.url,
             subjects,
             count: clients,
@@ -369,10 +384,19 @@ async function main(): Promise<void> {
         unit: "KB",
         better: "lower",
       });
+      bare.kill();
+      await bare.status;
+      notes.push(
+        `A bare \`Deno.serve\` WebSocket server holding the same ${clients} idle sockets ` +
+          `(bench/_bare_ws.ts, no NATS, no sessions) took ${
+            res["deno-bare"].kbPer.toFixed(1)
+          } KB ` +
+          `of RSS per connection in this run: the runtime's own floor, under the gateway's figure.`,
+      );
       console.error(
         `conns: native ${res.native.kbPer.toFixed(1)} KB, gateway ${
           res.gateway.kbPer.toFixed(1)
-        } KB`,
+        } KB, deno-bare ${res["deno-bare"].kbPer.toFixed(1)} KB`,
       );
     }
 

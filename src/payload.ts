@@ -29,7 +29,7 @@ export function renderPayload(bytes: Uint8Array): RenderedPayload {
   if (bytes.length === 0) return _EMPTY_TEXT;
   let text: string;
   try {
-    text = _utf8.decode(bytes);
+    text = _decodeUtf8(bytes);
   } catch {
     return { json: `"${Buffer.from(bytes).toString("base64")}"`, encoding: "base64" };
   }
@@ -39,6 +39,27 @@ export function renderPayload(bytes: Uint8Array): RenderedPayload {
     return { json: JSON.stringify(text), encoding: "text" };
   }
   return { json: _NEWLINE.test(text) ? text.replace(_NEWLINES, " ") : text };
+}
+
+/** Largest payload decoded by the ASCII fast path (one `String.fromCharCode` call). */
+const _ASCII_FAST_MAX = 4096;
+
+/**
+ * Strict UTF-8 decoding. Small pure-ASCII payloads (the common JSON case) skip TextDecoder, whose
+ * per-call cost dominates for ~100-byte messages; anything else goes through the fatal decoder.
+ */
+function _decodeUtf8(bytes: Uint8Array): string {
+  if (bytes.length <= _ASCII_FAST_MAX) {
+    let ascii = true;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
+  return _utf8.decode(bytes);
 }
 
 /** Renders a payload and parses it back to a value (for callers that need an object). */

@@ -19,6 +19,8 @@ interface _Entry {
   queue: string | undefined;
   /** First token of the subject is a wildcard: `$` subjects are not delivered ($ rule). */
   dollarGuard: boolean;
+  /** The subject as JSON text when it has no wildcards (every message carries exactly it). */
+  targetJson: string | undefined;
   ready: Promise<void>;
 }
 
@@ -36,15 +38,33 @@ export function headersJson(msg: Msg): string | undefined {
   return any ? JSON.stringify(out) : undefined;
 }
 
-/** Builds the shared part of a core `msg` envelope, up to and including `"sid":"`. */
-export function coreMsgPrefix(msg: Msg): string {
+/**
+ * Builds the shared part of a core `msg` envelope, up to and including `"sid":"`.
+ * `targetJson`: the subject as JSON text when the caller knows it (a subscription without
+ * wildcards), which saves decoding it from the message.
+ */
+export function coreMsgPrefix(msg: Msg, targetJson?: string): string {
   const p = renderPayload(msg.data);
   let data = `{"payload":${p.json}`;
   if (p.encoding) data += `,"encoding":"${p.encoding}"`;
   const hdrs = headersJson(msg);
   if (hdrs) data += `,"headers":${hdrs}`;
-  if (msg.reply) data += `,"reply":true`;
-  return `{"v":1,"op":"msg","target":${JSON.stringify(msg.subject)},"data":${data}},"sid":"`;
+  if (_hasReply(msg)) data += `,"reply":true`;
+  const target = targetJson ?? JSON.stringify(msg.subject);
+  return `{"v":1,"op":"msg","target":${target},"data":${data}},"sid":"`;
+}
+
+/**
+ * Whether a message carries a reply subject. Reads the parsed protocol arguments of
+ * @nats-io/nats-core's message when present (`msg.reply` decodes bytes on every call) and falls
+ * back to the public getter otherwise.
+ */
+function _hasReply(msg: Msg): boolean {
+  const raw = (msg as unknown as { _msg?: { reply?: Uint8Array } })._msg;
+  if (raw !== undefined && typeof raw === "object" && "reply" in raw) {
+    return raw.reply !== undefined && raw.reply.length > 0;
+  }
+  return !!msg.reply;
 }
 
 /** The shared subscriptions of one gateway. */
@@ -84,6 +104,9 @@ export class SubjectHub {
       next: 0,
       queue,
       dollarGuard,
+      targetJson: subject.split(".").some((t) => t === "*" || t === ">")
+        ? undefined
+        : JSON.stringify(subject),
       ready: Promise.resolve(),
     };
     entry.sub = this.#nc.subscribe(subject, {
@@ -105,7 +128,7 @@ export class SubjectHub {
     if (entry.dollarGuard && msg.subject.charCodeAt(0) === 36) return;
     const listeners = entry.listeners;
     if (listeners.length === 0) return;
-    const prefix = coreMsgPrefix(msg);
+    const prefix = coreMsgPrefix(msg, entry.targetJson);
     if (entry.queue !== undefined) {
       const i = entry.next++ % listeners.length;
       listeners[i].deliver(prefix);

@@ -21,6 +21,17 @@ Deno.test("renderPayload: JSON, text and binary", () => {
     ["empty", new Uint8Array(0), "", "text"],
     ["invalid UTF-8", new Uint8Array([0xff, 0xfe, 0x00]), "//4A", "base64"],
     ["lone continuation byte", new Uint8Array([0x80]), "gA==", "base64"],
+    // Both sides of the small-ASCII fast path (4096 bytes) and a non-ASCII byte at its end.
+    [
+      "ASCII JSON at the fast-path limit",
+      enc(`"${"a".repeat(4094)}"`),
+      "a".repeat(4094),
+      undefined,
+    ],
+    ["ASCII JSON past the limit", enc(`"${"a".repeat(4095)}"`), "a".repeat(4095), undefined],
+    ["JSON, non-ASCII last", enc(`"${"a".repeat(100)}é"`), `${"a".repeat(100)}é`, undefined],
+    ["ASCII then invalid byte", new Uint8Array([0x7b, 0x7d, 0xc0]), "e33A", "base64"],
+    ["NUL and DEL are ASCII text", new Uint8Array([0x00, 0x7f]), "\u0000\u007f", "text"],
   ];
   for (const [name, bytes, want, encoding] of cases) {
     const r = renderPayload(bytes);
