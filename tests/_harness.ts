@@ -402,4 +402,28 @@ export class NatsgateProcess {
     }
     return await this.done;
   }
+
+  /** Kills it at once (SIGKILL). */
+  kill(): void {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Non-empty stdout lines so far. */
+  lines(): string[] {
+    return this.stdout.split("\n").filter((l) => l.length > 0);
+  }
+
+  /** Runs `natsgate <args>` to completion. */
+  static async run(
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const p = new NatsgateProcess(args, env);
+    const status = await p.done;
+    return { code: status.code, stdout: p.stdout, stderr: p.stderr };
+  }
 }

@@ -6,50 +6,13 @@ import assert from "node:assert/strict";
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { NatsServer } from "../src/nats_server.ts";
-import { waitFor } from "./_harness.ts";
+import { NatsgateProcess, waitFor } from "./_harness.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A running `natsgate` subprocess with its output collected as it comes. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<Deno.CommandStatus>;
-
-  constructor(args: string[], env: Record<string, string>) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, ...args],
-      cwd: ROOT,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
-    };
-    const out = collect(this.child.stdout, "stdout");
-    const err = collect(this.child.stderr, "stderr");
-    const child = this.child;
-    this.done = (async () => {
-      const status = await child.status;
-      await Promise.all([out, err]);
-      return status;
-    })();
-  }
-
+/** `natsgate` as a subprocess, with its `--json` output parsed. */
+class Proc extends NatsgateProcess {
   /** Parsed `--json` lines so far. */
   records(): Array<Record<string, unknown>> {
-    return this.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l));
-  }
-
-  kill(): void {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    return this.lines().map((l) => JSON.parse(l));
   }
 }
 
@@ -85,10 +48,8 @@ class Fixture {
     return { NATSGATE_NATS: this.nats.url };
   }
 
-  async run(args: string[]): Promise<Run> {
-    const p = new Proc(args, this.env);
-    const status = await p.done;
-    return { code: status.code, stdout: p.stdout, stderr: p.stderr };
+  run(args: string[]): Promise<Run> {
+    return NatsgateProcess.run(args, this.env);
   }
 
   async records(args: string[]): Promise<Array<Record<string, unknown>>> {

@@ -3,65 +3,18 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { Stack, TestClient, waitFor } from "./_harness.ts";
+import { NatsgateProcess, Stack, TestClient, waitFor } from "./_harness.ts";
 import type { SessionEventRecord, SessionInfo } from "../src/control.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A running `natsgate` subprocess with its output collected as it comes. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<Deno.CommandStatus>;
-
-  constructor(args: string[], env: Record<string, string>) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, ...args],
-      cwd: ROOT,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
-    };
-    const out = collect(this.child.stdout, "stdout");
-    const err = collect(this.child.stderr, "stderr");
-    const child = this.child;
-    this.done = (async () => {
-      const status = await child.status;
-      await Promise.all([out, err]);
-      return status;
-    })();
-  }
-
+/** `natsgate` as a subprocess, waiting for `sessions tail` to be ready. */
+class Proc extends NatsgateProcess {
   /** Waits until stderr says the subscription is in place. */
   async ready(): Promise<void> {
     await waitFor(() => this.stderr.includes("tailing "), 15000, `tail ready: ${this.stderr}`);
   }
-
-  /** stdout lines so far. */
-  lines(): string[] {
-    return this.stdout.split("\n").filter((l) => l.length > 0);
-  }
-
-  kill(): void {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
 }
 
-/** Runs `natsgate <args>` to completion. */
-async function run(args: string[], env: Record<string, string>) {
-  const p = new Proc(args, env);
-  const status = await p.done;
-  return { code: status.code, stdout: p.stdout, stderr: p.stderr };
-}
+const run = NatsgateProcess.run;
 
 Deno.test("sessions: list, tail and kick across gateways", async (t) => {
   await using stack = await Stack.start({ gateway: { id: "gw-a" } });
