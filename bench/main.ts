@@ -547,8 +547,7 @@ async function _writeDoc(table: string, notes: string[], nats: NatsServer): Prom
   const version = (await new Deno.Command(nats.binary, { args: ["--version"] }).output()).stdout;
   const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ??
     "unknown";
-  const doc = `# Benchmarks
-
+  const generated = `<!-- bench:start: written by deno task bench; the rest is kept -->
 Produced by \`deno task bench\` (\`deno run -A bench/main.ts\`) on ${
     new Date().toISOString().slice(0, 10)
   }.
@@ -565,8 +564,16 @@ delivery, not buffer growth. Latency is publish-to-receive on the same machine's
 ${table}
 
 ${notes.length ? "Notes from the run:\n\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : ""}
-`;
-  await Deno.writeTextFile(`${ROOT}docs/benchmarks.md`, doc);
+<!-- bench:end -->`;
+  // Only the generated block is replaced: the analysis and the soak section stay.
+  const path = `${ROOT}docs/benchmarks.md`;
+  const old = await Deno.readTextFile(path).catch(() => "# Benchmarks\n\n");
+  const start = old.indexOf("<!-- bench:start");
+  const end = old.indexOf("<!-- bench:end -->");
+  const doc = start >= 0 && end > start
+    ? old.slice(0, start) + generated + old.slice(end + "<!-- bench:end -->".length)
+    : `# Benchmarks\n\n${generated}\n${old.replace(/^# Benchmarks\n+/, "")}`;
+  await Deno.writeTextFile(path, doc);
   console.error("wrote docs/benchmarks.md");
 }
 
