@@ -1,8 +1,11 @@
 /** Capabilities of connected users, read from the auth KV bucket and kept live by one watch.
- * Fails closed: a missing, deleted or malformed document grants nothing.
+ * Fails closed: a missing, deleted or malformed document grants nothing, and a session is only
+ * admitted on capabilities read from the bucket at that moment.
  * @module */
 
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type Capabilities,
   type CapabilitySet,
@@ -10,6 +13,7 @@ import {
   EMPTY_CAPABILITIES,
   parseCapabilitiesJson,
 } from "./capabilities.ts";
+import { OrderedFeed } from "./js_consumer.ts";
 import type { Logger } from "./log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
 
@@ -28,8 +32,21 @@ export type CapabilityListener = (caps: UserCapabilities) => void;
 
 interface _UserEntry {
   caps: UserCapabilities;
+  /** Watch generation `caps` belongs to (revisions restart when the bucket is re-created). */
+  epoch: number;
   listeners: Set<CapabilityListener>;
   loading?: Promise<UserCapabilities>;
+}
+
+/** The part of a KV entry capabilities are read from. */
+export type CapabilityEntry = Pick<KvEntry, "operation" | "length" | "value" | "revision">;
+
+/** Where the store reads from: the bucket's name and the NATS connection it lives on. */
+export interface CapabilitySource {
+  /** The gateway's NATS connection. */
+  nc: NatsConnection;
+  /** Auth bucket name. */
+  bucket: string;
 }
 
 const _NONE: UserCapabilities = Object.freeze({
@@ -43,7 +60,7 @@ const _NONE: UserCapabilities = Object.freeze({
  * `onInvalid` hears why a present document was rejected.
  */
 export function capabilitiesFromEntry(
-  entry: KvEntry | null,
+  entry: CapabilityEntry | null,
   onInvalid?: (errors: string[]) => void,
 ): UserCapabilities {
   if (!entry) return _NONE;
@@ -66,50 +83,134 @@ export function capabilitiesFromEntry(
 }
 
 /**
- * Capabilities of the users that have sessions on this gateway. One KV watch on `users.>` per
- * gateway; changes for users without sessions are ignored; a newer revision always wins, so a
- * read racing the watch can never apply stale rights.
+ * Capabilities of the users that have sessions on this gateway. One watch on `users.>` per
+ * gateway (an {@link OrderedFeed}); changes for users without sessions are ignored; a newer
+ * revision always wins, so a read racing the watch can never apply stale rights.
+ *
+ * Admission reads the user's key every time: while NATS is disconnected, or the bucket cannot be
+ * read (deleted, no responders, timeout), {@link CapabilityStore.acquire} rejects and the session
+ * is refused with `unavailable`, never admitted on cached or empty rights. When the watch loses
+ * its consumer (bucket deleted, its NATS node lost), it is started again once the bucket can be
+ * read, and every tracked user is read again, so changes made meanwhile are applied.
  */
 export class CapabilityStore {
   #kv: KV;
   #log: Logger;
+  #src: CapabilitySource;
   #users = new Map<string, _UserEntry>();
-  #watchStop?: () => void;
+  #feed?: OrderedFeed;
+  #statusStop?: () => void;
+  #connected = true;
+  #epoch = 0;
+  /** Creation time of the bucket's stream the watch runs on (tells a re-created bucket). */
+  #incarnation?: string;
   #closed = false;
   /** Number of capability documents applied from the watch (metrics). */
   reloads = 0;
 
-  private constructor(kv: KV, log: Logger) {
+  private constructor(kv: KV, log: Logger, src: CapabilitySource) {
     this.#kv = kv;
     this.#log = log;
+    this.#src = src;
   }
 
-  /** Opens the store on a bucket and starts the watch. */
-  static async open(kv: KV, log: Logger): Promise<CapabilityStore> {
-    const store = new CapabilityStore(kv, log);
-    await store.#startWatch();
+  /** Opens the store on a bucket and starts the watch; rejects when the bucket cannot be read. */
+  static async open(kv: KV, log: Logger, src: CapabilitySource): Promise<CapabilityStore> {
+    const store = new CapabilityStore(kv, log, src);
+    store.#incarnation = await store.#created();
+    const feed = store.#newFeed();
+    await feed.open();
+    store.#watchConnection();
+    store.#watchLoop(feed);
     return store;
   }
 
-  async #startWatch(): Promise<void> {
-    const iter = await this.#kv.watch({ key: `${USERS_PREFIX}>`, include: "updates" });
-    this.#watchStop = () => iter.stop();
-    (async () => {
-      try {
-        for await (const e of iter) this.#apply(e);
-      } catch (err) {
-        if (!this.#closed) this.#log.error("auth bucket watch failed", { error: err });
-      }
-      if (!this.#closed) this.#log.warn("auth bucket watch ended");
-    })();
+  async #created(): Promise<string> {
+    return (await this.#kv.status()).streamInfo.created;
   }
 
-  #apply(e: KvEntry): void {
-    const user = userFromKey(e.key);
+  #newFeed(): OrderedFeed {
+    return new OrderedFeed({ nc: this.#src.nc, log: this.#log }, {
+      stream: `KV_${this.#src.bucket}`,
+      filterSubjects: [`$KV.${this.#src.bucket}.${USERS_PREFIX}>`],
+      start: { deliver_policy: DeliverPolicy.New },
+      maxMessages: 256,
+      replace: false,
+    });
+  }
+
+  #watchConnection(): void {
+    const status = this.#src.nc.status() as AsyncIterable<{ type: string }> & {
+      stop?: () => void;
+    };
+    this.#statusStop = () => status.stop?.();
+    (async () => {
+      for await (const s of status) {
+        if (s.type === "disconnect") this.#connected = false;
+        else if (s.type === "reconnect") this.#connected = true;
+      }
+    })().catch(() => {});
+  }
+
+  /** Runs the watch; when it loses its consumer, starts a new one and reads every user again. */
+  async #watchLoop(first: OrderedFeed): Promise<void> {
+    let feed: OrderedFeed | undefined = first;
+    let failures = 0;
+    while (!this.#closed) {
+      try {
+        if (!feed) {
+          feed = this.#newFeed();
+          this.#feed = feed;
+          this.#incarnation = await this.#created();
+          await feed.open();
+          this.#epoch++;
+          this.#log.info("auth bucket watch restarted", { bucket: this.#src.bucket });
+          await this.#resync();
+        }
+        this.#feed = feed;
+        failures = 0;
+        await feed.run((m) => this.#onMsg(m));
+        if (!this.#closed) this.#log.warn("auth bucket watch lost its consumer");
+      } catch (err) {
+        if (!this.#closed && failures === 0) {
+          this.#log.warn("auth bucket watch failed; retrying", { error: err });
+        }
+        failures++;
+      }
+      feed?.close();
+      feed = undefined;
+      if (this.#closed || this.#src.nc.isClosed()) return;
+      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** failures, 2000)));
+    }
+  }
+
+  #onMsg(m: JsMsg): void {
+    const user = userFromKey(m.subject.slice(`$KV.${this.#src.bucket}.`.length));
     if (user === null) return;
+    const op = m.headers?.get("KV-Operation");
+    const entry: CapabilityEntry = {
+      operation: op === "DEL" || op === "PURGE" ? op : "PUT",
+      length: m.data.length,
+      value: m.data,
+      revision: m.seq,
+    };
+    this.#offer(user, capabilitiesFromEntry(entry, (e) => this.#invalid(user, e)), this.#epoch);
+  }
+
+  /**
+   * Applies `caps` (read or watched in watch generation `epoch`) when it is newer than what the
+   * user's entry holds (or `force`d), and tells the user's sessions when it changed anything.
+   */
+  #offer(user: string, caps: UserCapabilities, epoch: number, force = false): void {
     const entry = this.#users.get(user);
-    if (!entry || e.revision <= entry.caps.revision) return;
-    entry.caps = capabilitiesFromEntry(e, (errors) => this.#invalid(user, errors));
+    if (!entry) return;
+    if (!force && epoch < entry.epoch) return;
+    if (!force && epoch === entry.epoch && caps.revision <= entry.caps.revision) return;
+    const changed = caps.revision !== entry.caps.revision ||
+      JSON.stringify(caps.doc) !== JSON.stringify(entry.caps.doc);
+    entry.caps = caps;
+    entry.epoch = epoch;
+    if (!changed) return;
     this.reloads++;
     for (const l of entry.listeners) {
       try {
@@ -120,6 +221,19 @@ export class CapabilityStore {
     }
   }
 
+  /** Reads every tracked user again (after the watch restarted). */
+  async #resync(): Promise<void> {
+    const epoch = this.#epoch;
+    await Promise.all([...this.#users.keys()].map(async (user) => {
+      try {
+        const got = await this.#kv.get(userKey(user));
+        this.#offer(user, capabilitiesFromEntry(got, (e) => this.#invalid(user, e)), epoch);
+      } catch (err) {
+        this.#log.warn("cannot read capabilities after the watch restarted", { user, error: err });
+      }
+    }));
+  }
+
   #invalid(user: string, errors: string[]): void {
     this.#log.warn("invalid capability document: treated as no capabilities", {
       user,
@@ -128,21 +242,22 @@ export class CapabilityStore {
   }
 
   /**
-   * Registers a listener for `user` and returns the user's current capabilities. Rejects when
-   * the bucket cannot be read (the caller fails closed).
+   * Registers a listener for `user` and returns the user's current capabilities, read from the
+   * bucket now. Rejects when the bucket cannot be read (the caller fails closed).
    */
   async acquire(user: string, listener: CapabilityListener): Promise<UserCapabilities> {
     let entry = this.#users.get(user);
     if (!entry) {
-      entry = { caps: _NONE, listeners: new Set() };
+      entry = { caps: _NONE, epoch: this.#epoch, listeners: new Set() };
       this.#users.set(user, entry);
     }
     entry.listeners.add(listener);
     try {
-      if (entry.caps.revision === 0) {
-        entry.loading ??= this.#load(user, entry);
-        await entry.loading;
+      if (!this.#connected || this.#src.nc.isClosed()) {
+        throw new Error("NATS is disconnected: capabilities cannot be read");
       }
+      entry.loading ??= this.#load(user, entry);
+      await entry.loading;
       return entry.caps;
     } catch (err) {
       this.release(user, listener);
@@ -151,10 +266,25 @@ export class CapabilityStore {
   }
 
   async #load(user: string, entry: _UserEntry): Promise<UserCapabilities> {
+    const epoch = this.#epoch;
     try {
       const got = await this.#kv.get(userKey(user));
       const caps = capabilitiesFromEntry(got, (errors) => this.#invalid(user, errors));
-      if (caps.revision > entry.caps.revision || entry.caps.revision === 0) entry.caps = caps;
+      if (entry.caps.revision === 0 && entry.epoch <= epoch) {
+        entry.caps = caps;
+        entry.epoch = epoch;
+      } else if (caps.revision > entry.caps.revision) {
+        this.#offer(user, caps, epoch);
+      } else if (!_same(caps, entry.caps) && (await this.#created()) !== this.#incarnation) {
+        // The bucket disagrees with the watch at an older revision, and it is not the bucket
+        // the watch runs on: it was re-created (revisions start again). What was just read is
+        // the truth; the watch moves to the new bucket and reads every user again.
+        this.#log.warn("auth bucket was re-created; restarting its watch", {
+          bucket: this.#src.bucket,
+        });
+        this.#offer(user, caps, entry.epoch, true);
+        this.#feed?.close();
+      }
       return entry.caps;
     } finally {
       entry.loading = undefined;
@@ -172,7 +302,12 @@ export class CapabilityStore {
   /** Stops the watch. */
   close(): void {
     this.#closed = true;
-    this.#watchStop?.();
+    this.#feed?.close();
+    this.#statusStop?.();
     this.#users.clear();
   }
+}
+
+function _same(a: UserCapabilities, b: UserCapabilities): boolean {
+  return a.revision === b.revision && JSON.stringify(a.doc) === JSON.stringify(b.doc);
 }

@@ -10,6 +10,7 @@ import { CloseCode, GatewayError } from "./errors.ts";
 import {
   CONTROL_PREFIX,
   eventSubject,
+  INBOX_PREFIX,
   type KickRequest,
   type SessionInfo,
   SESSIONS_KICK_SUBJECT,
@@ -185,13 +186,14 @@ export class Gateway {
       servers: opts.nats ?? ["nats://127.0.0.1:4222"],
       name: "natsgate",
       noAsyncTraces: true,
+      inboxPrefix: INBOX_PREFIX,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       reconnectJitter: 250,
     });
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 10 });
-      const store = await CapabilityStore.open(kv, log);
+      const store = await CapabilityStore.open(kv, log, { nc, bucket });
       const limits: SessionLimits = { ...DEFAULT_LIMITS, ...opts.limits };
       const runtime: GatewayRuntime = { nc, log, limits };
       const verify = await createTokenVerifier({

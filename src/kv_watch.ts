@@ -1,12 +1,10 @@
 /** `kv_sub`: a KV bucket watch with snapshot, `ready` marker and live updates in revision order.
- * Built on a JetStream ordered consumer, which resumes after NATS reconnects without gap or repeat.
+ * Built on an {@link OrderedFeed}, which resumes after NATS reconnects and NATS node losses
+ * without gap or repeat.
  * @module */
 
 import {
-  type Consumer,
-  type ConsumerMessages,
   DeliverPolicy,
-  jetstream,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
@@ -17,6 +15,7 @@ import { type CapabilitySet, checkKv } from "./capabilities.ts";
 import { isObject } from "./envelope.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
+import { OrderedFeed } from "./js_consumer.ts";
 import { renderPayload } from "./payload.ts";
 import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
 import { validateBucketName, validateKvKey } from "./subject.ts";
@@ -108,7 +107,7 @@ export class KvWatch implements SessionSubscription {
   #last = 0;
   #ready = false;
   #closed = false;
-  #messages?: ConsumerMessages;
+  #feed?: OrderedFeed;
 
   /** Prepares a watch; nothing is delivered before {@link KvWatch.start}. */
   constructor(rt: GatewayRuntime, req: SubscriptionRequest, r: KvSubRequest, lastSeq: number) {
@@ -138,30 +137,27 @@ export class KvWatch implements SessionSubscription {
   }
 
   async #run(): Promise<void> {
-    const js = jetstream(this.#rt.nc);
     const policy = this.#r.updatesOnly
       ? DeliverPolicy.New
       : this.#r.history
       ? DeliverPolicy.All
       : DeliverPolicy.LastPerSubject;
-    const consumer: Consumer = await js.consumers.get(`KV_${this.#r.bucket}`, {
-      filter_subjects: [this.#prefix + this.#r.pattern],
-      deliver_policy: policy,
+    const feed = new OrderedFeed(this.#rt, {
+      stream: `KV_${this.#r.bucket}`,
+      filterSubjects: [this.#prefix + this.#r.pattern],
+      start: { deliver_policy: policy },
+      maxMessages: 256,
     });
+    this.#feed = feed;
     if (this.#closed) return;
-    const info = await consumer.info(true);
+    const info = await feed.open();
+    if (this.#closed) return feed.close();
     if (this.#r.updatesOnly || info.num_pending === 0) {
       this.#sendReady(this.#lastSeq);
     }
-    this.#messages = await consumer.consume({ max_messages: 256 });
-    if (this.#closed) {
-      this.#messages.stop();
-      return;
-    }
-    for await (const m of this.#messages) {
-      if (this.#closed) break;
-      this.#deliver(m);
-    }
+    await feed.run((m) => {
+      if (!this.#closed) this.#deliver(m);
+    });
   }
 
   #sendReady(revision: number): void {
@@ -187,10 +183,12 @@ export class KvWatch implements SessionSubscription {
     if (!this.#ready && m.info.pending === 0) this.#sendReady(seq);
   }
 
-  /** Stops the watch. */
+  /** Stops the watch and deletes its consumer. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#messages?.stop();
+    // Deletes the ordered consumer it runs on now: left alone it would stay on the server for
+    // its 5-minute inactive threshold, one per ended kv_sub.
+    this.#feed?.close();
   }
 }

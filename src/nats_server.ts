@@ -476,9 +476,23 @@ export class NatsServer {
 
   /**
    * Starts `n` JetStream servers routed to each other on fixed loopback cluster ports and waits
-   * for a JetStream meta leader.
+   * until their JetStream meta group has all `n` peers. Servers started together sometimes elect
+   * a meta leader among fewer peers and leave the last one out for a long while (R`n` placement
+   * then fails with "no suitable peers"); such a start is thrown away and retried, up to 3 times.
    */
   static async cluster(n: number, opts: NatsServerOptions = {}): Promise<NatsServer[]> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await NatsServer.#startCluster(n, opts);
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  }
+
+  static async #startCluster(n: number, opts: NatsServerOptions): Promise<NatsServer[]> {
     const ports: number[] = [];
     for (let i = 0; i < n; i++) {
       const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -488,7 +502,7 @@ export class NatsServer {
     const routes = ports.map((p) => `nats-route://127.0.0.1:${p}`);
     const servers: NatsServer[] = [];
     try {
-      const started = await Promise.all(ports.map((port, i) =>
+      const started = await Promise.allSettled(ports.map((port, i) =>
         NatsServer.start({
           ...opts,
           jetstream: true,
@@ -496,19 +510,39 @@ export class NatsServer {
           cluster: { name: "natsgate", port, routes: routes.filter((_, j) => j !== i) },
         })
       ));
-      servers.push(...started);
-      const end = Date.now() + 20_000;
+      for (const r of started) if (r.status === "fulfilled") servers.push(r.value);
+      const failed = started.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const end = Date.now() + 8_000;
       while (Date.now() < end) {
-        const jsz = await servers[0].jsz().catch(() => ({})) as {
-          meta_cluster?: { leader?: string };
-        };
-        if (jsz.meta_cluster?.leader) return servers;
+        if (await NatsServer.#metaFormed(servers)) return servers;
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error("JetStream cluster elected no meta leader in 20 s");
+      throw new Error(`JetStream meta group did not form with ${n} peers in 8 s`);
     } catch (err) {
       await Promise.all(servers.map((s) => s.stop()));
       throw err;
     }
+  }
+
+  /** Every server follows the same meta leader, which has all the others as current peers. */
+  static async #metaFormed(servers: NatsServer[]): Promise<boolean> {
+    type Meta = {
+      leader?: string;
+      cluster_size?: number;
+      replicas?: Array<{ current?: boolean }>;
+    };
+    const metas = await Promise.all(
+      servers.map((s) =>
+        s.jsz().then((j) => (j as { meta_cluster?: Meta }).meta_cluster, () => undefined)
+      ),
+    );
+    const leader = metas[0]?.leader;
+    if (!leader || metas.some((m) => m?.leader !== leader)) return false;
+    const n = servers.length;
+    return metas.some((m) =>
+      m?.cluster_size === n && m.replicas?.length === n - 1 &&
+      m.replicas.every((r) => r.current === true)
+    );
   }
 }

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const CAPS = { streams: { CHAT: ["chat.room.123"], AUDIT: [">"] } };
@@ -217,6 +218,30 @@ Deno.test("js_sub: ephemeral consumers are deleted on unsub and on disconnect", 
   await waitFor(async () => (await count()) === 1, 5000, "ack consumer deleted");
   await c.close();
   await waitFor(async () => (await count()) === 0, 5000, "ordered consumer deleted");
+});
+
+Deno.test("js_sub, kv_sub: an unsub racing the consumer's creation leaves no consumer behind", async () => {
+  // Regression (found by the soak): a subscription closed while its consumer was still being
+  // created left that consumer on the server until its inactivity threshold.
+  await using stack = await Stack.start();
+  await stack.setCaps("u", { ...CAPS, buckets: { cfg: [">"] } });
+  const { jsm } = await setup(stack, 2);
+  await new Kvm(stack.nc).create("cfg");
+  const count = async (stream: string) => {
+    let n = 0;
+    for await (const _ of jsm.consumers.list(stream)) n++;
+    return n;
+  };
+  const c = await stack.client("u");
+  for (const [op, target, stream] of [["js_sub", "AUDIT", "AUDIT"], ["kv_sub", "cfg", "KV_cfg"]]) {
+    for (let i = 0; i < 30; i++) {
+      const r = await c.request({ op, target, data: op === "js_sub" ? { deliver: "all" } : {} });
+      assert.equal(r.op, "reply", JSON.stringify(r));
+      c.send({ op: "unsub", data: { id: r.data.id } }); // at once: races the creation
+    }
+    await waitFor(async () => (await count(stream)) === 0, 5000, `no consumer left on ${stream}`);
+  }
+  assert.equal(stack.gateway.sessionCount, 1, "the session survived the churn");
 });
 
 Deno.test("js_sub: revoked when capabilities shrink", async () => {

@@ -1,0 +1,185 @@
+/** Scale-out: two gateways on a 3-node NATS cluster behave as one service.
+ * Killing the NATS node a gateway is connected to loses no JetStream message for its client.
+ * @module */
+
+import assert from "node:assert/strict";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, type JetStreamClient, jetstreamManager, type PubAck } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { Gateway } from "../src/gateway.ts";
+import { gatewayExtensions } from "../src/extensions.ts";
+import { createLogger, silentLogger } from "../src/log.ts";
+import { NatsServer } from "../src/nats_server.ts";
+import { userKey } from "../src/user_key.ts";
+import { TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
+import { mintToken } from "../src/token.ts";
+
+/**
+ * Retries `fn` until it succeeds or `ms` pass. A fresh cluster elects its meta leader before
+ * every peer is known to it, so the first R3 placement can fail with "no suitable peers".
+ */
+async function retry<T>(fn: () => Promise<T>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * A JetStream publish that is stored exactly once: retried until acknowledged, with a message id
+ * so that a retry after an ambiguous failure (stored, but the ack was lost with the node) is
+ * deduplicated by the stream instead of being stored twice.
+ */
+function publishStored(js: JetStreamClient, subject: string, data: string, id: string) {
+  return retry<PubAck>(() => js.publish(subject, data, { msgID: id, timeout: 2000 }), 20_000);
+}
+
+const CAPS = {
+  subjects: ["chat.>"],
+  publish: ["chat.>"],
+  streams: { ORDERS: [">"] },
+  buckets: { todos: [">"] },
+};
+
+Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
+  const nodes = await NatsServer.cluster(3);
+  const urls = nodes.map((n) => n.url);
+  const admin = await connect({
+    servers: urls,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+  });
+  const gws: Gateway[] = [];
+  const clients: TestClient[] = [];
+  try {
+    const kvm = new Kvm(admin);
+    const kv = await retry(() => kvm.create("auth", { history: 10, replicas: 3 }));
+    await kv.put(userKey("u"), JSON.stringify(CAPS));
+    const todos: KV = await retry(() => kvm.create("todos", { history: 5, replicas: 3 }));
+    const jsm = await jetstreamManager(admin);
+    await retry(() => jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"], num_replicas: 3 }));
+    // Each gateway pinned to a different node first.
+    for (const first of [0, 1]) {
+      gws.push(
+        await Gateway.start({
+          hostname: "127.0.0.1",
+          port: 0,
+          nats: [urls[first], ...urls.filter((_, i) => i !== first)],
+          jwtSecret: TEST_SECRET,
+          log: Deno.env.get("NATSGATE_TEST_LOG")
+            ? createLogger({ level: Deno.env.get("NATSGATE_TEST_LOG") as "debug" })
+            : silentLogger,
+          ...gatewayExtensions(),
+        }),
+      );
+    }
+    const token = await mintToken({ secret: TEST_SECRET, user: "u" });
+    for (const gw of gws) {
+      const c = await TestClient.connect(gw.wsUrl, { query: token });
+      await c.next((e) => e.op === "cap_update");
+      clients.push(c);
+    }
+    const [a, b] = clients;
+    // Publishes cross gateways.
+    const sa = await a.sub("chat.room");
+    const sb = await b.sub("chat.room");
+    assert.equal((await a.request({ op: "pub", target: "chat.room", data: "from-a" })).op, "reply");
+    assert.equal((await b.request({ op: "pub", target: "chat.room", data: "from-b" })).op, "reply");
+    await a.waitMsgs(sa, 2);
+    await b.waitMsgs(sb, 2);
+    assert.deepEqual(a.msgs(sa).map((m) => m.data.payload).sort(), ["from-a", "from-b"]);
+    assert.deepEqual(b.msgs(sb).map((m) => m.data.payload).sort(), ["from-a", "from-b"]);
+    // The admin's view spans both gateways.
+    const lists = [];
+    for await (
+      const m of await admin.requestMany("$NATSGATE.sessions.list", "{}", { maxWait: 500 })
+    ) {
+      lists.push(m.json<{ gateway: string; sessions: unknown[] }>());
+    }
+    assert.deepEqual(lists.map((l) => l.gateway).sort(), gws.map((g) => g.id).sort());
+    // A capability change revokes on both gateways.
+    const { subjects: _s, ...shrunk } = CAPS;
+    await kv.put(userKey("u"), JSON.stringify(shrunk));
+    for (const [c, sid] of [[a, sa], [b, sb]] as const) {
+      const cu = await c.next((e) => e.op === "cap_update" && e.data.revoked.length > 0);
+      assert.deepEqual(cu.data.revoked, [sid]);
+    }
+    // JetStream and KV across a node failure: kill the node gateway A is connected to. The
+    // ordered consumers (R1) behind the js_subs and kv_subs may live on that node, or not.
+    const js = jetstream(admin);
+    const jsA = (await a.request({ op: "js_sub", target: "ORDERS", data: { deliver: "all" } }))
+      .data.id;
+    const jsB = (await b.request({ op: "js_sub", target: "ORDERS", data: { deliver: "all" } }))
+      .data.id;
+    const kvA = (await a.request({ op: "kv_sub", target: "todos" })).data.id;
+    const kvB = (await b.request({ op: "kv_sub", target: "todos" })).data.id;
+    for (const [c, sid] of [[a, kvA], [b, kvB]] as const) {
+      await c.next((e) => e.sid === sid && e.data.op === "ready", 5000, "kv ready");
+    }
+    const acks: PubAck[] = [];
+    for (let i = 0; i < 20; i++) acks.push(await publishStored(js, "orders.x", String(i), `o${i}`));
+    for (let i = 0; i < 5; i++) await retry(() => todos.put(`k${i}`, `v${i}.0`));
+    await a.waitMsgs(jsA, 20);
+    await b.waitMsgs(jsB, 20);
+    const connected = gws[0].nc.getServer();
+    const victim = nodes.find((n) => connected.includes(String(n.port)))!;
+    assert.ok(victim, `gateway A's node (${connected}) is one of ours`);
+    await victim.stop();
+    for (let i = 20; i < 60; i++) {
+      acks.push(await publishStored(js, "orders.x", String(i), `o${i}`));
+      if (i % 4 === 0) await retry(() => todos.put(`k${i % 5}`, `v${i % 5}.${i}`));
+    }
+    // Every message was stored exactly once, at sequences 1..60.
+    assert.deepEqual(acks.map((p) => p.seq), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.equal((await jsm.streams.info("ORDERS")).state.messages, 60);
+    const want = Array.from({ length: 60 }, (_, i) => i + 1);
+    for (const [name, c, sid] of [["A", a, jsA], ["B", b, jsB]] as const) {
+      const got = () => c.msgs(sid).map((m) => m.data.seq);
+      await waitFor(() => c.msgs(sid).length >= 60, 30_000, `60 msgs on ${name}`)
+        .catch((err) => {
+          throw new Error(`${err.message}; ${name} received seqs ${JSON.stringify(got())}`);
+        });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [name, c, sid] of [["A", a, jsA], ["B", b, jsB]] as const) {
+      const msgs = c.msgs(sid);
+      assert.deepEqual(
+        msgs.map((m) => m.data.seq),
+        want,
+        `gateway ${name}: gapless, no duplicates`,
+      );
+      assert.deepEqual(msgs.map((m) => m.data.payload), want.map((s) => s - 1));
+    }
+    // Both KV watches end with the bucket's contents, each revision once, in order.
+    const bucket = new Map<string, string>();
+    for await (const key of await todos.keys()) bucket.set(key, (await todos.get(key))!.string());
+    for (const [name, c, sid] of [["A", a, kvA], ["B", b, kvB]] as const) {
+      const view = new Map<string, unknown>();
+      await waitFor(
+        () => {
+          view.clear();
+          for (const m of c.msgs(sid)) if (m.data.op === "put") view.set(m.data.key, m.data.value);
+          return [...bucket].every(([k, v]) => view.get(k) === v);
+        },
+        30_000,
+        `kv watch on ${name} catches up`,
+      );
+      assert.deepEqual(new Map([...view].sort()), new Map([...bucket].sort()));
+      const revs = c.msgs(sid).filter((m) => m.data.op !== "ready").map((m) => m.data.revision);
+      assert.deepEqual(revs, [...revs].sort((x, y) => x - y), `${name}: revisions in order`);
+      assert.equal(new Set(revs).size, revs.length, `${name}: no revision twice`);
+    }
+    await waitFor(() => gws[0].nc.getServer() !== connected, 10_000, "gateway A moved node");
+  } finally {
+    for (const c of clients) await c.close();
+    for (const g of gws) await g.close();
+    await admin.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
+});
