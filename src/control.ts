@@ -5,6 +5,14 @@
 /** Root of every control subject. */
 export const CONTROL_PREFIX = "$NATSGATE";
 
+/**
+ * Inbox prefix of the gateway's (and the admin commands') NATS connections. Replies to `cmd`s,
+ * JetStream API answers and KV reads (capability documents among them) travel on inboxes; under
+ * nats.js's default `_INBOX` a leading-wildcard capability such as `>` would receive them all.
+ * A `$` first token puts them under the `$` rule.
+ */
+export const INBOX_PREFIX = "$NATSGATE_INBOX";
+
 /** Subject of a session event: `$NATSGATE.events.<gateway>.<event>`. */
 export function eventSubject(gateway: string, event: string): string {
   return `${CONTROL_PREFIX}.events.${gateway}.${event}`;

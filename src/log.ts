@@ -38,10 +38,22 @@ export function isLogLevel(s: string): s is LogLevel {
   return Object.hasOwn(_RANK, s);
 }
 
+// Control characters JSON.stringify leaves raw (DEL, C1 such as CSI U+009B) and the Unicode line
+// separators: escaped, so client text (close reasons, user ids) can neither forge log lines nor
+// drive a terminal. C0 controls are escaped by JSON.stringify itself.
+const _RAW_CONTROL = /[\u007f-\u009f\u2028\u2029]/g;
+// deno-lint-ignore no-control-regex
+const _BARE = /^[^\s"=\u0000-\u001f\u007f-\u009f]+$/;
+
+function _escape(json: string): string {
+  return json.replace(_RAW_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 function _fmtValue(v: unknown): string {
-  if (typeof v === "string") return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
-  if (v instanceof Error) return JSON.stringify(v.message);
-  return JSON.stringify(v) ?? String(v);
+  if (typeof v === "string") return _BARE.test(v) ? v : _escape(JSON.stringify(v));
+  if (v instanceof Error) return _escape(JSON.stringify(v.message));
+  const json = JSON.stringify(v);
+  return json === undefined ? _fmtValue(String(v)) : _escape(json);
 }
 
 /** Creates a logger. */
@@ -66,7 +78,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
           rec[k] = v instanceof Error ? v.message : v;
         }
       }
-      write(JSON.stringify(rec));
+      write(_escape(JSON.stringify(rec)));
     } else {
       let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
       if (fields) { for (const [k, v] of Object.entries(fields)) line += ` ${k}=${_fmtValue(v)}`; }

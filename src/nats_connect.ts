@@ -9,6 +9,8 @@ import {
   type NatsConnection,
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
+import { Socket } from "node:net";
+import { INBOX_PREFIX } from "./control.ts";
 
 /** How to reach and authenticate to NATS. */
 export interface NatsAccess {
@@ -32,13 +34,34 @@ export interface NatsAccess {
   reconnectForever?: boolean;
 }
 
+let _guarded = false;
+
+/**
+ * nats.js drops a socket by removing all its listeners and then destroying it, but a read error
+ * (ECONNRESET: nats-server resets the connection after rejecting credentials) can still be
+ * emitted afterwards and, with no listener left, would crash the process. A socket destroyed
+ * without an error gets a no-op error listener: nothing is interested in it any more.
+ */
+function _guardDroppedSockets(): void {
+  if (_guarded) return;
+  _guarded = true;
+  const destroy = Socket.prototype.destroy;
+  Socket.prototype.destroy = function (this: Socket, err?: Error) {
+    if (err === undefined) this.on("error", () => {});
+    return destroy.call(this, err);
+  };
+}
+
 /** Builds nats.js connection options; reads credential files. */
 export async function natsConnectionOptions(a: NatsAccess): Promise<ConnectionOptions> {
+  _guardDroppedSockets();
   // No async stack traces: nats.js would build an Error per request (a fifth of a cmd's cost).
   const opts: ConnectionOptions = {
     servers: a.servers,
     name: a.name ?? "natsgate",
     noAsyncTraces: true,
+    // Replies on `$…` inboxes: out of reach of leading-wildcard capabilities (the `$` rule).
+    inboxPrefix: INBOX_PREFIX,
   };
   if (a.credsFile) {
     opts.authenticator = credsAuthenticator(await Deno.readFile(a.credsFile));
@@ -57,6 +80,9 @@ export async function natsConnectionOptions(a: NatsAccess): Promise<ConnectionOp
     opts.reconnectTimeWait = 250;
     opts.reconnectJitter = 500;
     opts.waitOnFirstConnect = false;
+    // nats.js otherwise gives up for good after two auth errors in a row (credentials rotated on
+    // the server before the gateway): keep retrying, so valid credentials bring it back.
+    opts.ignoreAuthErrorAbort = true;
   }
   return opts;
 }

@@ -307,6 +307,8 @@ export class Session {
     if (this.#state === "closed") return;
     if (typeof data !== "string") {
       this.bytesIn += data instanceof ArrayBuffer ? data.byteLength : 0;
+      // Rate limited like an op: each binary frame costs an error frame.
+      if (this.#rateLimited({})) return;
       this.#fail(new GatewayError("bad_request", "binary frames are not supported"), {});
       return;
     }
@@ -320,14 +322,8 @@ export class Session {
       if (this.#now === "closed") return;
       const failed = isFailure(r);
       const ctx: ErrorContext = failed ? r.context : { op: r.op, target: r.target, inbox: r.inbox };
-      const verdict = this.#bucket.take(performance.now());
-      if (verdict !== "ok") {
-        this.#fail(new GatewayError("limit_exceeded", "rate limit exceeded"), ctx);
-        if (verdict === "sustained") {
-          this.context.emit(this, "limit", { limit: "rate" });
-          this.close(CloseCode.RATE_LIMIT, "rate limit");
-          return;
-        }
+      if (this.#rateLimited(ctx)) {
+        if (this.closed) return;
         continue;
       }
       if (failed) {
@@ -338,6 +334,18 @@ export class Session {
       if (this.#state === "authenticating") this.#backlog.push(r);
       else this.#dispatch(r);
     }
+  }
+
+  /** Takes a rate token; when none is left, answers `limit_exceeded` (and closes when sustained). */
+  #rateLimited(ctx: ErrorContext): boolean {
+    const verdict = this.#bucket.take(performance.now());
+    if (verdict === "ok") return false;
+    this.#fail(new GatewayError("limit_exceeded", "rate limit exceeded"), ctx);
+    if (verdict === "sustained") {
+      this.context.emit(this, "limit", { limit: "rate" });
+      this.close(CloseCode.RATE_LIMIT, "rate limit");
+    }
+    return true;
   }
 
   #dispatch(env: ClientEnvelope): void {

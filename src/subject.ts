@@ -4,6 +4,8 @@
 
 const _MAX_SUBJECT_BYTES = 256;
 const _MAX_NAME_BYTES = 255;
+// A bucket is stored in the stream `KV_<bucket>`, and stream names are at most 255 bytes.
+const _MAX_BUCKET_BYTES = _MAX_NAME_BYTES - "KV_".length;
 // Whitespace, control and invisible format characters anywhere (Unicode-aware, conservative):
 // C0, DEL, C1 (incl. U+0085), NBSP, U+1680, U+180E, U+2000-U+200F, U+2028-U+202F, U+205F-U+206F,
 // U+3000, U+FEFF and anything else `\s` knows.
@@ -89,12 +91,15 @@ export function validateQueueName(q: string): string | null {
   return null;
 }
 
-/** Validates a KV bucket name: `[A-Za-z0-9_-]+`, at most 255 bytes. */
+/**
+ * Validates a KV bucket name: `[A-Za-z0-9_-]+`, at most 252 bytes (its stream, `KV_<bucket>`, must
+ * fit nats-server's 255-byte limit on stream names).
+ */
 export function validateBucketName(b: string): string | null {
   if (typeof b !== "string") return "bucket name must be a string";
   if (b.length === 0) return "empty bucket name";
   if (!_BUCKET.test(b)) return "bucket names use only A-Z a-z 0-9 _ -";
-  if (b.length > _MAX_NAME_BYTES) return `longer than ${_MAX_NAME_BYTES} bytes`;
+  if (b.length > _MAX_BUCKET_BYTES) return `longer than ${_MAX_BUCKET_BYTES} bytes`;
   return null;
 }
 

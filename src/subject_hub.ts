@@ -54,6 +54,20 @@ export function coreMsgPrefix(msg: Msg, targetJson?: string): string {
   return `{"v":1,"op":"msg","target":${target},"data":${data}},"sid":"`;
 }
 
+const _JS_ACK = new TextEncoder().encode("$JS.ACK.");
+
+/** Whether a message is a JetStream consumer delivery (its reply subject is `$JS.ACK.…`). */
+function _isJsDelivery(msg: Msg): boolean {
+  const raw = (msg as unknown as { _msg?: { reply?: Uint8Array } })._msg;
+  if (raw !== undefined && typeof raw === "object" && "reply" in raw) {
+    const r = raw.reply;
+    if (r === undefined || r.length < _JS_ACK.length) return false;
+    for (let i = 0; i < _JS_ACK.length; i++) if (r[i] !== _JS_ACK[i]) return false;
+    return true;
+  }
+  return (msg.reply ?? "").startsWith("$JS.ACK.");
+}
+
 /**
  * Whether a message carries a reply subject. Reads the parsed protocol arguments of
  * @nats-io/nats-core's message when present (`msg.reply` decodes bytes on every call) and falls
@@ -125,7 +139,10 @@ export class SubjectHub {
   }
 
   #dispatch(entry: _Entry, msg: Msg): void {
-    if (entry.dollarGuard && msg.subject.charCodeAt(0) === 36) return;
+    // $ rule. A wildcard-first pattern also matches the gateway's own inbox subjects, where
+    // JetStream delivers consumer messages under their stream subject: those carry a `$JS.ACK.`
+    // reply and belong to another subscription (often another user's), never to this one.
+    if (entry.dollarGuard && (msg.subject.charCodeAt(0) === 36 || _isJsDelivery(msg))) return;
     const listeners = entry.listeners;
     if (listeners.length === 0) return;
     const prefix = coreMsgPrefix(msg, entry.targetJson);

@@ -58,7 +58,14 @@ Deno.test("parseFrame: __proto__ in data does not pollute prototypes", () => {
 });
 
 Deno.test("validateHeaders: names, values and shapes", () => {
-  const ok: unknown[] = [{ "X-A": "1" }, { "X-A": ["1", "2"] }, { "Content-Type": "a/b; c=d" }, {}];
+  const ok: unknown[] = [
+    { "X-A": "1" },
+    { "X-A": ["1", "2"] },
+    { "Content-Type": "a/b; c=d" },
+    {},
+    { "Nats-Msg-Id": "1" },
+    { "X-Nats-Trace-Dest": "x" },
+  ];
   for (const h of ok) assert.doesNotThrow(() => validateHeaders(h), JSON.stringify(h));
   const bad: Array<[string, unknown]> = [
     ["not an object", "x"],
@@ -72,6 +79,10 @@ Deno.test("validateHeaders: names, values and shapes", () => {
     ["number value", { "X-A": 1 }],
     ["empty array", { "X-A": [] }],
     ["nested", { "X-A": [["1"]] }],
+    // Regression: trace headers would make nats-server publish to a subject of the client's choice.
+    ["trace destination", { "Nats-Trace-Dest": "$NATSGATE.sessions.kick" }],
+    ["trace destination, any case", { "nats-trace-dest": "x" }],
+    ["trace only", { "X-A": "1", "Nats-Trace-Only": "true" }],
   ];
   for (const [name, h] of bad) {
     assert.throws(

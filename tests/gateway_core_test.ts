@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { headers as natsHeaders, type Msg } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Stack, waitFor } from "./_harness.ts";
 
 const CAPS = {
@@ -228,6 +229,29 @@ Deno.test("$ rule: a leading-wildcard subscription never delivers $ subjects", a
     "forbidden",
   );
   assert.equal((await c.request({ op: "sub", target: "$JS.>" })).data.code, "forbidden");
+});
+
+Deno.test("$ rule: a `>` subscriber never sees JetStream deliveries made for another user", async () => {
+  // Regression: consumer deliveries reach the gateway's inbox under their stream subject, and a
+  // wildcard-first subscription on the same connection matched them.
+  await using stack = await Stack.start();
+  const jsm = await jetstreamManager(stack.nc);
+  await jsm.streams.add({ name: "HIST", subjects: ["hist.>"] });
+  const js = jetstream(stack.nc);
+  await js.publish("hist.1", JSON.stringify("old"));
+  await js.publish("hist.2", JSON.stringify("old"));
+  await stack.setCaps("snoop", { subjects: [">"] });
+  await stack.setCaps("owner", { streams: { HIST: [">"] } });
+  const snoop = await stack.client("snoop");
+  const all = await snoop.sub(">");
+  const owner = await stack.client("owner");
+  const r = await owner.request({ op: "js_sub", target: "HIST", data: { deliver: "all" } });
+  assert.equal(r.op, "reply", JSON.stringify(r));
+  await owner.waitMsgs(r.data.id, 2);
+  stack.nc.publish("live.x", JSON.stringify("new"));
+  await snoop.waitMsgs(all, 1);
+  await new Promise((res) => setTimeout(res, 200));
+  assert.deepEqual(snoop.msgs(all).map((m) => m.target), ["live.x"], "only the live message");
 });
 
 Deno.test("injection: invalid subjects, queues and headers never reach NATS", async () => {

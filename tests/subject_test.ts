@@ -143,7 +143,10 @@ Deno.test("names: queues, buckets, streams, KV keys, headers", () => {
     ["queue", validateQueueName, "", false],
     ["bucket", validateBucketName, "todos", true],
     ["bucket", validateBucketName, "my_bucket-1", true],
-    ["bucket", validateBucketName, "x".repeat(255), true],
+    ["bucket", validateBucketName, "x".repeat(252), true],
+    // Regression: KV_ + 253 bytes is over nats-server's 255-byte stream name limit.
+    ["bucket", validateBucketName, "x".repeat(253), false],
+    ["bucket", validateBucketName, "x".repeat(255), false],
     ["bucket", validateBucketName, "x".repeat(256), false],
     ["bucket", validateBucketName, "a.b", false],
     ["bucket", validateBucketName, "a b", false],
