@@ -851,7 +851,8 @@ export function capsCommand() {
               reason: `stored document is invalid, so it grants nothing: ${errors.join("; ")}`,
             };
           }
-          const set = compileCapabilities(doc);
+          // The same engine and options as the gateway: the auth bucket is reserved.
+          const set = compileCapabilities(doc, { reservedBuckets: [o.authBucket] });
           switch (op) {
             case "sub":
               return checkSubscribe(set, target);

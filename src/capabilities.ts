@@ -39,6 +39,20 @@ export interface CapabilitySet {
   readonly buckets: ReadonlyArray<CompiledScope>;
   /** Stream grants. */
   readonly streams: ReadonlyArray<CompiledScope>;
+  /** Buckets only a literal grant reaches (`*`/`>` bucket grants skip them): the auth bucket. */
+  readonly reservedBuckets: ReadonlySet<string>;
+  /** Streams only a literal grant reaches: the reserved buckets' streams (`KV_<bucket>`). */
+  readonly reservedStreams: ReadonlySet<string>;
+}
+
+/** Options of {@link compileCapabilities}. */
+export interface CompileOptions {
+  /**
+   * Buckets that wildcard bucket grants never cover (and whose `KV_<bucket>` streams wildcard
+   * stream grants never cover): the gateway passes its auth bucket, so a grant of every bucket
+   * does not hand out every user's capabilities. A literal grant still reaches them.
+   */
+  reservedBuckets?: readonly string[];
 }
 
 /** A pattern with its tokens, split once at compile time. */
@@ -69,6 +83,8 @@ export const EMPTY_CAPABILITIES: CapabilitySet = Object.freeze({
   commands: Object.freeze([]),
   buckets: Object.freeze([]),
   streams: Object.freeze([]),
+  reservedBuckets: new Set<string>(),
+  reservedStreams: new Set<string>(),
 });
 
 /** The result of {@link parseCapabilities}: the validated document, or every error found. */
@@ -227,13 +243,19 @@ function _compileScoped(
  * Compiles a document into token arrays, once, for the per-operation checks. Meant for documents
  * {@link parseCapabilities} accepted; anything invalid in an unchecked one is dropped (fail closed).
  */
-export function compileCapabilities(caps: Capabilities): CapabilitySet {
+export function compileCapabilities(
+  caps: Capabilities,
+  opts: CompileOptions = {},
+): CapabilitySet {
+  const reserved = opts.reservedBuckets ?? [];
   return Object.freeze({
     subjects: _compile(caps.subjects, _subject),
     publish: _compile(caps.publish, _subject),
     commands: _compile(caps.commands, _subject),
     buckets: _compileScoped(caps.buckets, validateBucketName, _kvKey),
     streams: _compileScoped(caps.streams, validateStreamName, _subject),
+    reservedBuckets: new Set(reserved),
+    reservedStreams: new Set(reserved.map((b) => `KV_${b}`)),
   });
 }
 
@@ -283,6 +305,7 @@ export function checkCommand(set: CapabilitySet, subject: string): Decision {
 function _scopedCheck(
   field: "buckets" | "streams",
   scopes: ReadonlyArray<CompiledScope>,
+  reserved: ReadonlySet<string>,
   name: string,
   pattern: string,
   validateName: (n: string) => string | null,
@@ -298,11 +321,11 @@ function _scopedCheck(
     return { allowed: false, reason: `invalid pattern ${_show(pattern)}: ${patErr}` };
   }
   const tokens = tokenizePattern(pattern);
-  // The `$` rule applies to names too: `*`/`>` never grant a `$…` stream.
-  const dollar = name.charCodeAt(0) === 36;
+  // The `$` rule applies to names too: `*`/`>` never grant a `$…` stream; nor a reserved name.
+  const literalOnly = name.charCodeAt(0) === 36 || reserved.has(name);
   let matchedScope = false;
   for (const s of scopes) {
-    if (s.any ? dollar : s.name !== name) continue;
+    if (s.any ? literalOnly : s.name !== name) continue;
     matchedScope = true;
     for (const p of s.patterns) {
       if (subsetTokens(tokens, p.tokens)) {
@@ -314,18 +337,36 @@ function _scopedCheck(
     allowed: false,
     reason: matchedScope
       ? `no pattern under ${field} for ${name} covers ${pattern}`
+      : reserved.has(name)
+      ? `${kind} ${name} holds capabilities: only a literal grant of it reaches it`
       : `no ${kind} pattern matches ${name}`,
   };
 }
 
 /** `kv_sub`: some bucket pattern matches `bucket` and `keyPattern` ⊆ one of ITS key patterns. */
 export function checkKv(set: CapabilitySet, bucket: string, keyPattern = ">"): Decision {
-  return _scopedCheck("buckets", set.buckets, bucket, keyPattern, validateBucketName, _kvKey);
+  return _scopedCheck(
+    "buckets",
+    set.buckets,
+    set.reservedBuckets,
+    bucket,
+    keyPattern,
+    validateBucketName,
+    _kvKey,
+  );
 }
 
 /** `js_sub`: some stream pattern matches `stream` and `filter` ⊆ one of ITS filter patterns. */
 export function checkStream(set: CapabilitySet, stream: string, filter = ">"): Decision {
-  return _scopedCheck("streams", set.streams, stream, filter, validateStreamName, _subject);
+  return _scopedCheck(
+    "streams",
+    set.streams,
+    set.reservedStreams,
+    stream,
+    filter,
+    validateStreamName,
+    _subject,
+  );
 }
 
 /** A one-line summary, e.g. `subjects 2, publish 1, commands 0, buckets 1, streams 0`. */

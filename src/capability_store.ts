@@ -10,6 +10,7 @@ import {
   type Capabilities,
   type CapabilitySet,
   compileCapabilities,
+  type CompileOptions,
   EMPTY_CAPABILITIES,
   parseCapabilitiesJson,
 } from "./capabilities.ts";
@@ -57,11 +58,13 @@ const _NONE: UserCapabilities = Object.freeze({
 
 /**
  * Turns a KV entry into effective capabilities: missing, deleted, purged or malformed → none.
- * `onInvalid` hears why a present document was rejected.
+ * `onInvalid` hears why a present document was rejected; `opts` (the auth bucket as a reserved
+ * bucket) goes to {@link compileCapabilities}.
  */
 export function capabilitiesFromEntry(
   entry: CapabilityEntry | null,
   onInvalid?: (errors: string[]) => void,
+  opts: CompileOptions = {},
 ): UserCapabilities {
   if (!entry) return _NONE;
   if (entry.operation !== "PUT" || entry.length === 0) {
@@ -79,7 +82,11 @@ export function capabilitiesFromEntry(
     onInvalid?.(parsed.errors);
     return { ..._NONE, revision: entry.revision };
   }
-  return { doc: parsed.value, set: compileCapabilities(parsed.value), revision: entry.revision };
+  return {
+    doc: parsed.value,
+    set: compileCapabilities(parsed.value, opts),
+    revision: entry.revision,
+  };
 }
 
 /**
@@ -97,6 +104,7 @@ export class CapabilityStore {
   #kv: KV;
   #log: Logger;
   #src: CapabilitySource;
+  #compile: CompileOptions;
   #users = new Map<string, _UserEntry>();
   #feed?: OrderedFeed;
   #statusStop?: () => void;
@@ -112,6 +120,7 @@ export class CapabilityStore {
     this.#kv = kv;
     this.#log = log;
     this.#src = src;
+    this.#compile = { reservedBuckets: [src.bucket] };
   }
 
   /** Opens the store on a bucket and starts the watch; rejects when the bucket cannot be read. */
@@ -194,7 +203,11 @@ export class CapabilityStore {
       value: m.data,
       revision: m.seq,
     };
-    this.#offer(user, capabilitiesFromEntry(entry, (e) => this.#invalid(user, e)), this.#epoch);
+    this.#offer(
+      user,
+      capabilitiesFromEntry(entry, (e) => this.#invalid(user, e), this.#compile),
+      this.#epoch,
+    );
   }
 
   /**
@@ -227,7 +240,11 @@ export class CapabilityStore {
     await Promise.all([...this.#users.keys()].map(async (user) => {
       try {
         const got = await this.#kv.get(userKey(user));
-        this.#offer(user, capabilitiesFromEntry(got, (e) => this.#invalid(user, e)), epoch);
+        this.#offer(
+          user,
+          capabilitiesFromEntry(got, (e) => this.#invalid(user, e), this.#compile),
+          epoch,
+        );
       } catch (err) {
         this.#log.warn("cannot read capabilities after the watch restarted", { user, error: err });
       }
@@ -239,6 +256,20 @@ export class CapabilityStore {
       user,
       errors: errors.slice(0, 5),
     });
+  }
+
+  /**
+   * Whether capabilities can be read right now: NATS connected and the bucket answering a read
+   * (what `/readyz` reports, so a balancer stops sending clients that would be refused).
+   */
+  async readable(): Promise<boolean> {
+    if (this.#closed || !this.#connected || this.#src.nc.isClosed()) return false;
+    try {
+      await this.#kv.get("natsgate.readyz"); // outside users.: no user can own this key
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -269,7 +300,11 @@ export class CapabilityStore {
     const epoch = this.#epoch;
     try {
       const got = await this.#kv.get(userKey(user));
-      const caps = capabilitiesFromEntry(got, (errors) => this.#invalid(user, errors));
+      const caps = capabilitiesFromEntry(
+        got,
+        (errors) => this.#invalid(user, errors),
+        this.#compile,
+      );
       if (entry.caps.revision === 0 && entry.epoch <= epoch) {
         entry.caps = caps;
         entry.epoch = epoch;

@@ -288,7 +288,7 @@ export class Gateway {
       if (url.pathname === "/healthz") return new Response("ok\n");
       if (url.pathname === "/metrics") return await this.#metrics.render();
       if (url.pathname === "/readyz") {
-        const ready = !this.#closing && !this.nc.isClosed() && this.nc.info !== undefined;
+        const ready = await this.#ready();
         return new Response(ready ? "ready\n" : "not ready\n", { status: ready ? 200 : 503 });
       }
       const extra = await opts.httpHandler?.(req, url);
@@ -367,6 +367,19 @@ export class Gateway {
     socket.onclose = (e) => session.socketClosed(e.code, e.reason);
     socket.onerror = () => {};
     return response;
+  }
+
+  /** Probe result, shared by `/readyz` requests within a second of each other. */
+  #readyProbe?: { at: number; ok: Promise<boolean> };
+
+  /** Ready: not draining, NATS connected, and the auth bucket readable (probed at most 1/s). */
+  #ready(): Promise<boolean> {
+    if (this.#closing || this.nc.isClosed()) return Promise.resolve(false);
+    const now = Date.now();
+    if (!this.#readyProbe || now - this.#readyProbe.at > 1000) {
+      this.#readyProbe = { at: now, ok: this.#store.readable() };
+    }
+    return this.#readyProbe.ok;
   }
 
   #watchNatsStatus(): void {

@@ -371,6 +371,33 @@ Deno.test("checks: wildcard bucket and stream patterns, and the $ rule on names"
   for (const [s, f, want] of js) assert.equal(checkStream(set, s, f).allowed, want, `js ${s} ${f}`);
 });
 
+Deno.test("checks: the auth bucket (reserved) is reached only by a literal grant", () => {
+  const opts = { reservedBuckets: ["auth"] };
+  const wide = compileCapabilities({ buckets: { ">": [">"] }, streams: { "*": [">"] } }, opts);
+  const literal = compileCapabilities(
+    { buckets: { auth: ["users.me"] }, streams: { KV_auth: ["$KV.auth.users.me"] } },
+    opts,
+  );
+  const rows: Array<[string, CapabilitySet, "kv" | "js", string, string, boolean]> = [
+    ["wildcard bucket grant skips the auth bucket", wide, "kv", "auth", ">", false],
+    ["wildcard bucket grant skips it for one key too", wide, "kv", "auth", "users.x", false],
+    ["other buckets stay granted", wide, "kv", "cfg", ">", true],
+    ["wildcard stream grant skips KV_auth", wide, "js", "KV_auth", ">", false],
+    ["other KV streams stay granted", wide, "js", "KV_cfg", ">", true],
+    ["a literal bucket grant reaches it", literal, "kv", "auth", "users.me", true],
+    ["a literal grant is still key-scoped", literal, "kv", "auth", "users.other", false],
+    ["a literal stream grant reaches it", literal, "js", "KV_auth", "$KV.auth.users.me", true],
+  ];
+  for (const [name, set, kind, scope, pattern, want] of rows) {
+    const d = kind === "kv" ? checkKv(set, scope, pattern) : checkStream(set, scope, pattern);
+    assert.equal(d.allowed, want, name);
+  }
+  const denied = checkKv(wide, "auth");
+  assert.ok(!denied.allowed && /holds capabilities: only a literal grant/.test(denied.reason));
+  // Without the option (no reserved names) a wildcard grant covers any bucket.
+  assert.equal(checkKv(compileCapabilities({ buckets: { ">": [">"] } }), "auth").allowed, true);
+});
+
 Deno.test("checks fail closed on unvalidated documents", () => {
   const bad = {
     subjects: ["a.>.b", "x y.>", 7, "ok.*"],

@@ -161,9 +161,17 @@ Deno.test("faults: NATS down: new connections are refused with unavailable, admi
   // A session of the same user is open: its cached rights must not admit new connections.
   const first = await stack.client("u");
   const gw = statusCounter(stack.gateway.nc);
+  const readyz = async () => {
+    const r = await fetch(`http://127.0.0.1:${stack.gateway.addr.port}/readyz`);
+    await r.body?.cancel();
+    return r.status;
+  };
+  assert.equal(await readyz(), 200);
   try {
     stack.nats.kill();
     await waitFor(() => gw.counts.disconnect, 5000, "gateway saw NATS go");
+    // A balancer must stop sending clients here: they would be refused.
+    await waitFor(async () => (await readyz()) === 503, 3000, "/readyz 503 while NATS is down");
     for (const user of ["u", "v"]) {
       const c = await stack.rawClient({ query: await stack.token(user) });
       const r = await refused(c);
@@ -181,6 +189,7 @@ Deno.test("faults: NATS down: new connections are refused with unavailable, admi
     assert.equal(first.ws.readyState, WebSocket.OPEN, "open sessions are not dropped");
     await stack.nats.restart();
     await waitFor(() => gw.counts.reconnect, 15_000, "gateway reconnected to NATS");
+    await waitFor(async () => (await readyz()) === 200, 10_000, "/readyz 200 once NATS is back");
   } finally {
     gw.stop();
   }
@@ -204,6 +213,12 @@ Deno.test("faults: auth bucket deleted: fail closed, then new rights once it is 
   const first = await stack.client("u");
   const jsm = await jetstreamManager(stack.nc);
   await jsm.streams.delete("KV_auth");
+  const readyz = async () => {
+    const r = await fetch(`http://127.0.0.1:${stack.gateway.addr.port}/readyz`);
+    await r.body?.cancel();
+    return r.status;
+  };
+  await waitFor(async () => (await readyz()) === 503, 3000, "/readyz 503 without the bucket");
   // Neither the user with an open session (cached rights) nor another user is admitted.
   for (const user of ["u", "v"]) {
     const c = await stack.rawClient({ query: await stack.token(user) });
@@ -214,6 +229,7 @@ Deno.test("faults: auth bucket deleted: fail closed, then new rights once it is 
   // The bucket comes back, with other rights for u.
   const kv = await new Kvm(stack.nc).create("auth", { history: 10 });
   await kv.put(userKey("u"), JSON.stringify({ subjects: ["b.>"] }));
+  await waitFor(async () => (await readyz()) === 200, 3000, "/readyz 200 with the bucket back");
   const c = await stack.client("u");
   const cu = c.received.find((e) => e.op === "cap_update")!;
   assert.deepEqual(cu.data.capabilities, { subjects: ["b.>"] }, "read from the new bucket");

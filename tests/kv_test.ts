@@ -54,6 +54,27 @@ Deno.test("kv_sub: allowed rows work, escalations are forbidden, unknown bucket 
   assert.equal((await kvSub(c, "missing")).data.code, "not_found");
 });
 
+Deno.test("kv_sub, js_sub: wildcard grants never reach the auth bucket; a literal grant does", async () => {
+  // Regression: a grant of every bucket (or stream) read every user's capabilities.
+  await using stack = await Stack.start();
+  await stack.setCaps("victim", { subjects: ["secret.>"] });
+  await stack.setCaps("u", { buckets: { ">": [">"] }, streams: { "*": [">"] } });
+  const c = await stack.client("u");
+  const kv = await kvSub(c, "auth");
+  assert.equal(kv.data.code, "forbidden", JSON.stringify(kv));
+  const js = await c.request({ op: "js_sub", target: "KV_auth", data: { deliver: "all" } });
+  assert.equal(js.data.code, "forbidden", JSON.stringify(js));
+  await new Kvm(stack.nc).create("cfg");
+  assert.equal((await kvSub(c, "cfg")).op, "reply", "other buckets stay granted");
+  // An admin may still grant it by name, key-scoped as usual.
+  await stack.setCaps("u", { buckets: { auth: ["users.u"] } });
+  await c.next((e) => e.op === "cap_update" && e.data.capabilities.buckets?.auth);
+  const own = await kvSub(c, "auth", { pattern: "users.u" });
+  assert.equal(own.op, "reply", JSON.stringify(own));
+  await c.waitMsgs(own.data.id, 1);
+  assert.equal((await kvSub(c, "auth", { pattern: "users.victim" })).data.code, "forbidden");
+});
+
 Deno.test("kv_sub: snapshot, ready, then put/delete/purge in revision order", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", CAPS);
