@@ -1,5 +1,5 @@
 /** The per-session outbound queue: coalesces envelopes into NDJSON frames and enforces backpressure.
- * Everything queued in one task goes out as one frame at the end of that task (a microtask).
+ * Everything queued in one task goes out as one frame once that task's microtasks settle.
  * @module */
 
 /** The part of a WebSocket the queue needs. */
@@ -23,6 +23,13 @@ export interface OutboundOptions {
 }
 
 /**
+ * Microtask checkpoints without a new envelope before a flush. An async producer (a `for await`
+ * over a JetStream consumer) queues one envelope every few microtasks, all within one task: the
+ * flush waits until it pauses, so its burst leaves as one frame. Still no timer, so no latency.
+ */
+const _SETTLE_TICKS = 8;
+
+/**
  * A bounded outbound queue. Envelopes are never dropped silently: above `maxPendingBytes` the
  * queue counts as full, and a client whose queue stays full for `backpressureTimeoutMs`, or grows
  * to twice the bound, is cut off through `onBackpressure`.
@@ -33,6 +40,9 @@ export class OutboundQueue {
   #parts: string[] = [];
   #queuedBytes = 0;
   #scheduled = false;
+  #pushes = 0;
+  #seenPushes = 0;
+  #idleTicks = 0;
   #fullTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #maxFrame: number;
@@ -64,9 +74,14 @@ export class OutboundQueue {
     if (this.#closed) return false;
     this.#parts.push(envelope);
     this.#queuedBytes += envelope.length + 1;
+    this.#pushes++;
     if (!this.#scheduled) {
       this.#scheduled = true;
+      this.#seenPushes = this.#pushes;
+      this.#idleTicks = 0;
       queueMicrotask(this.#flushTask);
+    } else if (this.#queuedBytes >= this.#maxFrame) {
+      this.flush(); // a full frame's worth: no reason to hold it
     }
     return this.#checkPressure();
   }
@@ -80,8 +95,15 @@ export class OutboundQueue {
   }
 
   #flushTask = () => {
-    this.#scheduled = false;
-    this.flush();
+    if (this.#pushes !== this.#seenPushes) {
+      this.#seenPushes = this.#pushes;
+      this.#idleTicks = 0;
+    } else if (++this.#idleTicks >= _SETTLE_TICKS) {
+      this.#scheduled = false;
+      this.flush();
+      return;
+    }
+    queueMicrotask(this.#flushTask);
   };
 
   /** Writes everything queued as as few frames as the frame bound allows. */
@@ -95,21 +117,27 @@ export class OutboundQueue {
         this.#write(parts[0], 1);
         return;
       }
+      // Frames up to maxFrame bytes; an envelope larger than that goes alone.
       let start = 0;
       let size = 0;
       for (let i = 0; i < parts.length; i++) {
-        size += parts[i].length + 1;
-        if (size >= this.#maxFrame || i === parts.length - 1) {
-          const frame = i === start ? parts[i] : parts.slice(start, i + 1).join("\n");
-          this.#write(frame, i + 1 - start);
-          start = i + 1;
+        const len = parts[i].length + 1;
+        if (size > 0 && size + len > this.#maxFrame) {
+          this.#writeParts(parts, start, i);
+          start = i;
           size = 0;
         }
+        size += len;
       }
+      this.#writeParts(parts, start, parts.length);
     } catch {
       // The socket closed under us; the session's close handler cleans up.
       this.close();
     }
+  }
+
+  #writeParts(parts: string[], start: number, end: number): void {
+    this.#write(end - start === 1 ? parts[start] : parts.slice(start, end).join("\n"), end - start);
   }
 
   #write(frame: string, count: number): void {
