@@ -9,6 +9,7 @@ import { NatsServer } from "../src/nats_server.ts";
 import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { ClientsSpec } from "./_clients.ts";
+import { lines } from "./_lines.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
@@ -55,7 +56,7 @@ class ClientProc {
       stderr: "inherit",
     }).spawn();
     this.#writer = this.#child.stdin.getWriter();
-    this.#lines = _lines(this.#child.stdout)[Symbol.asyncIterator]();
+    this.#lines = lines(this.#child.stdout)[Symbol.asyncIterator]();
   }
 
   // deno-lint-ignore no-explicit-any
@@ -69,18 +70,6 @@ class ClientProc {
   async close(): Promise<void> {
     await this.cmd({ op: "close" }).catch(() => {});
     await this.#child.status;
-  }
-}
-
-async function* _lines(s: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-    }
   }
 }
 
@@ -341,7 +330,7 @@ async function main(): Promise<void> {
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
-      const barePort = Number((await _lines(bare.stdout)[Symbol.asyncIterator]().next()).value);
+      const barePort = Number((await lines(bare.stdout)[Symbol.asyncIterator]().next()).value);
       const bareTarget = {
         name: "deno-bare" as const,
         url: `ws://127.0.0.1:${barePort}/ws`,

@@ -9,6 +9,7 @@ import { NatsServer } from "../src/nats_server.ts";
 import { mintToken, parseDuration } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { SoakClientsReport, SoakClientsSpec } from "./_soak_clients.ts";
+import { lines } from "./_lines.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "soak-secret-0123456789abcdef0123456789abcdef";
@@ -159,19 +160,6 @@ function _spawnDeno(args: string[], stdin: "piped" | "null"): Deno.ChildProcess 
   }).spawn();
 }
 
-async function* _lines(s: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-    }
-  }
-  if (buf) yield buf;
-}
-
 /** Prometheus text → map of `name{labels}` → value. */
 function _parseProm(text: string): Map<string, number> {
   const m = new Map<string, number>();
@@ -273,7 +261,7 @@ class GatewayProc {
     const out = await Deno.open(file, { write: true, create: true, truncate: true });
     const enc = new TextEncoder();
     try {
-      for await (const line of _lines(this.child.stderr)) {
+      for await (const line of lines(this.child.stderr)) {
         await out.write(enc.encode(line + "\n"));
         this.log.lines++;
         let level = "unparsed";
@@ -373,9 +361,9 @@ class ClientsProc {
     this.child = child;
     child.status.then((s) => this.exit = s);
     this.#writer = child.stdin.getWriter();
-    this.#lines = _lines(child.stdout)[Symbol.asyncIterator]();
+    this.#lines = lines(child.stdout)[Symbol.asyncIterator]();
     this.#stderrDone = (async () => {
-      for await (const line of _lines(child.stderr)) {
+      for await (const line of lines(child.stderr)) {
         if (this.stderr.length < 50) this.stderr.push(line);
       }
     })();

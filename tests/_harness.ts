@@ -45,6 +45,19 @@ export async function waitFor<T>(
   }
 }
 
+/** Retries `fn` until it succeeds or `ms` pass, pausing `pauseMs` between tries; rethrows the last error. */
+export async function retry<T>(fn: () => Promise<T>, ms = 10_000, pauseMs = 50): Promise<T> {
+  const end = Date.now() + ms;
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+}
+
 /** Options of {@link TestClient.connect}. */
 export interface ClientOptions {
   /** Token sent as `?token=` (default: none). */
@@ -357,10 +370,15 @@ export class NatsgateProcess {
   stderr = "";
   readonly done: Promise<Deno.CommandStatus>;
 
-  constructor(args: string[], env: Record<string, string> = {}, cwd = _ROOT) {
+  /** `limitMs`: killed (SIGKILL) if it is still running then, so no test can hang on it. */
+  constructor(
+    args: string[],
+    env: Record<string, string> = {},
+    opts: { cwd?: string; limitMs?: number } = {},
+  ) {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${_ROOT}main.ts`, ...args],
-      cwd,
+      cwd: opts.cwd ?? _ROOT,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "piped",
@@ -372,8 +390,12 @@ export class NatsgateProcess {
     const out = collect(this.child.stdout, "stdout");
     const err = collect(this.child.stderr, "stderr");
     const child = this.child;
+    const timer = opts.limitMs === undefined
+      ? undefined
+      : setTimeout(() => this.kill(), opts.limitMs);
     this.done = (async () => {
       const status = await child.status;
+      clearTimeout(timer);
       await Promise.all([out, err]);
       return status;
     })();
@@ -417,13 +439,22 @@ export class NatsgateProcess {
     return this.stdout.split("\n").filter((l) => l.length > 0);
   }
 
+  /** Exit code and all output, once it has exited. */
+  async result(): Promise<{ code: number; stdout: string; stderr: string }> {
+    const status = await this.done;
+    return { code: status.code, stdout: this.stdout, stderr: this.stderr };
+  }
+
   /** Runs `natsgate <args>` to completion. */
-  static async run(
+  static run(
     args: string[],
     env: Record<string, string> = {},
+    opts: { cwd?: string; limitMs?: number } = {},
   ): Promise<{ code: number; stdout: string; stderr: string }> {
-    const p = new NatsgateProcess(args, env);
-    const status = await p.done;
-    return { code: status.code, stdout: p.stdout, stderr: p.stderr };
+    return new NatsgateProcess(args, env, opts).result();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 }

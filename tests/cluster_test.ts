@@ -11,24 +11,8 @@ import { gatewayExtensions } from "../src/extensions.ts";
 import { createLogger, silentLogger } from "../src/log.ts";
 import { NatsServer } from "../src/nats_server.ts";
 import { userKey } from "../src/user_key.ts";
-import { TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
+import { retry, TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
 import { mintToken } from "../src/token.ts";
-
-/**
- * Retries `fn` until it succeeds or `ms` pass. A fresh cluster elects its meta leader before
- * every peer is known to it, so the first R3 placement can fail with "no suitable peers".
- */
-async function retry<T>(fn: () => Promise<T>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (true) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 /**
  * A JetStream publish that is stored exactly once: retried until acknowledged, with a message id

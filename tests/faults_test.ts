@@ -10,22 +10,9 @@ import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { userKey } from "../src/user_key.ts";
-import { type Envelope, Stack, type TestClient, waitFor } from "./_harness.ts";
+import { type Envelope, retry, Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retries `fn` until it succeeds or `ms` pass (NATS may be down for a while). */
-async function retry<T>(fn: () => Promise<T>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (true) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await sleep(50);
-    }
-  }
-}
 
 /** Counts the connection's status events of each type from now on; call stop() when done. */
 function statusCounter(nc: NatsConnection) {
@@ -78,11 +65,13 @@ Deno.test("faults: nats-server restart under load: core, KV and JetStream subscr
     while (!stop) {
       const i = n;
       acks.push(
-        await retry(() =>
-          js.publish(`load.${i % 4}`, JSON.stringify({ i }), { msgID: `m${i}`, timeout: 1000 })
+        await retry(
+          () =>
+            js.publish(`load.${i % 4}`, JSON.stringify({ i }), { msgID: `m${i}`, timeout: 1000 }),
+          15_000,
         ),
       );
-      if (i % 5 === 0) await retry(() => cfg.put(`k${i % 7}`, String(i)));
+      if (i % 5 === 0) await retry(() => cfg.put(`k${i % 7}`, String(i)), 15_000);
       stack.nc.publish("live.x", JSON.stringify({ i }));
       n++;
       await sleep(3);

@@ -9,9 +9,8 @@ import { NatsServer } from "../src/nats_server.ts";
 import { connectNats, type NatsAccess } from "../src/nats_connect.ts";
 import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
-import { TestClient, waitFor } from "./_harness.ts";
+import { NatsgateProcess, TestClient, waitFor } from "./_harness.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "nats-auth-secret-0123456789abcdef0123456789";
 const CAPS = { subjects: ["t.>"], publish: ["t.>"] };
 
@@ -21,43 +20,10 @@ interface Run {
   stderr: string;
 }
 
-/** A `natsgate` subprocess with its output collected; killed if it outlives `limitMs`. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<Run>;
-
+/** A `natsgate` subprocess, killed if it outlives `limitMs`. */
+class Proc extends NatsgateProcess {
   constructor(args: string[], env: Record<string, string> = {}, limitMs = 20_000) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, ...args],
-      cwd: ROOT,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
-    };
-    const out = collect(this.child.stdout, "stdout");
-    const err = collect(this.child.stderr, "stderr");
-    const child = this.child;
-    const timer = setTimeout(() => this.#kill("SIGKILL"), limitMs);
-    this.done = (async () => {
-      const status = await child.status;
-      clearTimeout(timer);
-      await Promise.all([out, err]);
-      return { code: status.code, stdout: this.stdout, stderr: this.stderr };
-    })();
-  }
-
-  #kill(signal: Deno.Signal): void {
-    try {
-      this.child.kill(signal);
-    } catch {
-      // already gone
-    }
+    super(args, env, { limitMs });
   }
 
   /** The gateway's `host:port`, read from its "gateway listening" log line. */
@@ -72,20 +38,11 @@ class Proc {
     }
     throw new Error(`serve did not start${exited ? " (it exited)" : ""}:\n${this.stderr}`);
   }
-
-  async stop(): Promise<Run> {
-    this.#kill("SIGTERM");
-    return await this.done;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
 }
 
 /** Runs `natsgate <args>` to completion. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Proc(args, env).done;
+  return new Proc(args, env).result();
 }
 
 function ok(r: Run): Run {
@@ -516,6 +473,6 @@ Deno.test("nats auth: credentials rejected on reconnect: serve keeps retrying, t
   await waitFor(() => /NATS reconnected/.test(p.stderr.slice(mark)), 10_000, "reconnect");
   await roundTrip(base);
   const r = await p.stop();
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(!/Uncaught|\n\s+at /.test(r.stderr), `no crash:\n${r.stderr}`);
+  assert.equal(r.code, 0, p.stderr);
+  assert.ok(!/Uncaught|\n\s+at /.test(p.stderr), `no crash:\n${p.stderr}`);
 });
