@@ -73,7 +73,9 @@ export function isCount(n: unknown): n is number {
 const _MAX_HEADERS = 64;
 // nats-server (2.11+) publishes trace events to the subject in `Nats-Trace-Dest`, with the
 // gateway's own NATS permissions: from a client that would be a publish outside its grants.
-const _RESERVED_HEADER = /^nats-trace-/i;
+// `Nats-Rollup` purges a subject's (or the whole stream's) history on streams that allow
+// rollups: a publish grant must not erase other users' stored messages.
+const _RESERVED_HEADER = /^(?:nats-trace-|nats-rollup$)/i;
 
 /** Validates a client header object; throws `bad_request` naming the problem. */
 export function validateHeaders(h: unknown): HeaderMap {
@@ -86,7 +88,7 @@ export function validateHeaders(h: unknown): HeaderMap {
     const nameErr = validateHeaderName(name);
     if (nameErr) throw new GatewayError("bad_request", `header name: ${nameErr}`);
     if (_RESERVED_HEADER.test(name)) {
-      throw new GatewayError("bad_request", `header ${name}: reserved for NATS message tracing`);
+      throw new GatewayError("bad_request", `header ${name}: reserved (NATS tracing or rollup)`);
     }
     const values = Array.isArray(value) ? value : [value];
     if (values.length === 0) throw new GatewayError("bad_request", `header ${name}: no value`);

@@ -65,6 +65,7 @@ Deno.test("validateHeaders: names, values and shapes", () => {
     {},
     { "Nats-Msg-Id": "1" },
     { "X-Nats-Trace-Dest": "x" },
+    { "Nats-Rollup-Note": "x" },
   ];
   for (const h of ok) assert.doesNotThrow(() => validateHeaders(h), JSON.stringify(h));
   const bad: Array<[string, unknown]> = [
@@ -83,6 +84,9 @@ Deno.test("validateHeaders: names, values and shapes", () => {
     ["trace destination", { "Nats-Trace-Dest": "$NATSGATE.sessions.kick" }],
     ["trace destination, any case", { "nats-trace-dest": "x" }],
     ["trace only", { "X-A": "1", "Nats-Trace-Only": "true" }],
+    // A rollup purges stored history of the subject or stream (other users' messages included).
+    ["rollup", { "Nats-Rollup": "all" }],
+    ["rollup, any case", { "nats-rollup": "sub" }],
   ];
   for (const [name, h] of bad) {
     assert.throws(
