@@ -81,6 +81,12 @@ function _hasReply(msg: Msg): boolean {
   return !!msg.reply;
 }
 
+/**
+ * Prefix of client queue groups on NATS: clients of every gateway that pick the same queue name
+ * share one group, but can never join (and take messages from) a backend's queue group.
+ */
+export const CLIENT_QUEUE_PREFIX = "natsgate.";
+
 /** The shared subscriptions of one gateway. */
 export class SubjectHub {
   #nc: NatsConnection;
@@ -124,7 +130,7 @@ export class SubjectHub {
       ready: Promise.resolve(),
     };
     entry.sub = this.#nc.subscribe(subject, {
-      queue,
+      queue: queue === undefined ? undefined : CLIENT_QUEUE_PREFIX + queue,
       callback: (err, msg) => {
         if (err) {
           this.#onError(err, subject);

@@ -168,6 +168,16 @@ Deno.test("queue groups: one member of the group gets each message", async () =>
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(a.msgs(sa).length + b.msgs(sb).length, 20, "each message exactly once");
   assert.ok(a.msgs(sa).length > 0 && b.msgs(sb).length > 0, "both members used");
+  // A backend's queue group of the same name is another group: clients never take its messages.
+  let backend = 0;
+  const worker = stack.nc.subscribe("chat.room.q", {
+    queue: "workers",
+    callback: () => void backend++,
+  });
+  await stack.nc.flush();
+  for (let i = 0; i < 20; i++) stack.nc.publish("chat.room.q", String(i));
+  await waitFor(() => backend === 20 && a.msgs(sa).length + b.msgs(sb).length === 40);
+  worker.unsubscribe();
   for (const q of ["a.b", "a b", "*", ""]) {
     const r = await a.request({ op: "sub", target: "chat.room.q", data: { queue: q } });
     assert.equal(r.data.code, "invalid_subject", `queue ${JSON.stringify(q)}`);
