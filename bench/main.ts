@@ -380,7 +380,8 @@ async function main(): Promise<void> {
           `(bench/_bare_ws.ts, no NATS, no sessions) took ${
             res["deno-bare"].kbPer.toFixed(1)
           } KB ` +
-          `of RSS per connection in this run: the runtime's own floor, under the gateway's figure.`,
+          `of RSS per connection in this run: the runtime's own cost of an upgraded WebSocket, to read ` +
+          `beside the gateway's figure.`,
       );
       console.error(
         `conns: native ${res.native.kbPer.toFixed(1)} KB, gateway ${
