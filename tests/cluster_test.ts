@@ -11,7 +11,7 @@ import { gatewayExtensions } from "../src/extensions.ts";
 import { createLogger, silentLogger } from "../src/log.ts";
 import { NatsServer } from "../src/nats_server.ts";
 import { userKey } from "../src/user_key.ts";
-import { retry, TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
+import { NatsgateProcess, retry, TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
 import { mintToken } from "../src/token.ts";
 
 /**
@@ -79,17 +79,20 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
     await b.waitMsgs(sb, 2);
     assert.deepEqual(a.msgs(sa).map((m) => m.data.payload).sort(), ["from-a", "from-b"]);
     assert.deepEqual(b.msgs(sb).map((m) => m.data.payload).sort(), ["from-a", "from-b"]);
-    // The admin's view spans both gateways.
-    const lists = [];
-    for await (
-      const m of await admin.requestMany("$NATSGATE.sessions.list", "{}", { maxWait: 500 })
-    ) {
-      lists.push(m.json<{ gateway: string; sessions: unknown[] }>());
-    }
-    assert.deepEqual(lists.map((l) => l.gateway).sort(), gws.map((g) => g.id).sort());
-    // A capability change revokes on both gateways.
+    // The admin's view spans both gateways: `natsgate sessions list`, through any node.
+    const env = { NATSGATE_NATS: urls[2] };
+    const list = await NatsgateProcess.run(["sessions", "list", "--json"], env);
+    assert.equal(list.code, 0, list.stderr);
+    const sessions = JSON.parse(list.stdout) as Array<{ gateway: string; user: string }>;
+    assert.deepEqual(sessions.map((s) => s.gateway).sort(), gws.map((g) => g.id).sort());
+    assert.ok(sessions.every((s) => s.user === "u"));
+    // An admin's `natsgate caps set` revokes on both gateways.
     const { subjects: _s, ...shrunk } = CAPS;
-    await kv.put(userKey("u"), JSON.stringify(shrunk));
+    const set = await NatsgateProcess.run(
+      ["caps", "set", "u", "--json", JSON.stringify(shrunk)],
+      env,
+    );
+    assert.equal(set.code, 0, set.stderr);
     for (const [c, sid] of [[a, sa], [b, sb]] as const) {
       const cu = await c.next((e) => e.op === "cap_update" && e.data.revoked.length > 0);
       assert.deepEqual(cu.data.revoked, [sid]);
