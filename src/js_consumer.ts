@@ -186,8 +186,11 @@ export function jsSubscriptionFactory(
     jsm ??= jetstreamManager(rt.nc);
     const m = await jsm;
     let subjects: string[];
+    let replicas: number;
     try {
-      subjects = (await m.streams.info(r.stream)).config.subjects ?? [];
+      const info = await m.streams.info(r.stream);
+      subjects = info.config.subjects ?? [];
+      replicas = info.config.num_replicas ?? 1;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
         throw new GatewayError("not_found", "no such stream");
@@ -198,7 +201,7 @@ export function jsSubscriptionFactory(
       throw new GatewayError("bad_request", "filter is outside the stream's subjects");
     }
     const durable = r.durable ? await durableName(req.user, r.durable) : undefined;
-    return new JsSubscription(rt, m, req, r, durable, settings);
+    return new JsSubscription(rt, m, req, r, durable, settings, replicas);
   };
 }
 
@@ -528,6 +531,7 @@ export class JsSubscription implements SessionSubscription {
   #feed?: OrderedFeed;
   #ephemeral?: string;
   #unacked = new Map<number, JsMsg>();
+  #replicas: number;
 
   /** Prepares the subscription; nothing is delivered before {@link JsSubscription.start}. */
   constructor(
@@ -537,7 +541,9 @@ export class JsSubscription implements SessionSubscription {
     r: JsSubRequest,
     durable: string | undefined,
     settings: JsSettings,
+    streamReplicas = 1,
   ) {
+    this.#replicas = streamReplicas;
     this.#rt = rt;
     this.#jsm = jsm;
     this.#req = req;
@@ -583,6 +589,10 @@ export class JsSubscription implements SessionSubscription {
     if (this.#durable) {
       config.durable_name = this.#durable;
       config.name = this.#durable;
+    } else if (this.#replicas > 1) {
+      // Ephemerals default to one replica: losing that node would stall the subscription with
+      // the consumer "offline". Replicated like the stream (as durables are), it fails over.
+      config.num_replicas = this.#replicas;
     }
     let info;
     try {

@@ -41,6 +41,7 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
   });
   const gws: Gateway[] = [];
   const clients: TestClient[] = [];
+  let acker: ReturnType<typeof setInterval> | undefined;
   try {
     const kvm = new Kvm(admin);
     const kv = await retry(() => kvm.create("auth", { history: 10, replicas: 3 }));
@@ -104,6 +105,32 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
       .data.id;
     const jsB = (await b.request({ op: "js_sub", target: "ORDERS", data: { deliver: "all" } }))
       .data.id;
+    // An at-least-once subscription too: its ephemeral consumer is replicated like the stream.
+    const ackA = (await a.request({
+      op: "js_sub",
+      target: "ORDERS",
+      data: { deliver: "all", ack: true, ack_wait_ms: 2000, batch: 100 },
+    })).data.id;
+    let ackedUpTo = 0; // every delivery (redeliveries too) is acked as it arrives
+    acker = setInterval(() => {
+      const msgs = a.msgs(ackA);
+      for (; ackedUpTo < msgs.length; ackedUpTo++) {
+        a.send({ op: "ack", target: "ORDERS", data: { id: ackA, seq: msgs[ackedUpTo].data.seq } });
+      }
+    }, 20);
+    const ackConsumers = await waitFor(
+      async () => {
+        const found = [];
+        for await (const ci of jsm.consumers.list("ORDERS")) {
+          if (ci.config.ack_policy === "explicit") found.push(ci);
+        }
+        return found.length > 0 ? found : undefined;
+      },
+      5000,
+      "the ack consumer",
+    );
+    assert.equal(ackConsumers.length, 1);
+    assert.equal(ackConsumers[0].config.num_replicas, 3, "ack consumer replicated like its stream");
     const kvA = (await a.request({ op: "kv_sub", target: "todos" })).data.id;
     const kvB = (await b.request({ op: "kv_sub", target: "todos" })).data.id;
     for (const [c, sid] of [[a, kvA], [b, kvB]] as const) {
@@ -133,6 +160,14 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
           throw new Error(`${err.message}; ${name} received seqs ${JSON.stringify(got())}`);
         });
     }
+    // At least once on A's ack subscription: every sequence arrives (redeliveries allowed).
+    const ackSeqs = () => new Set(a.msgs(ackA).map((m) => m.data.seq));
+    await waitFor(() => want.every((s) => ackSeqs().has(s)), 30_000, "every seq on the ack sub")
+      .catch((err) => {
+        throw new Error(
+          `${err.message}; got ${JSON.stringify([...ackSeqs()].sort((x, y) => x - y))}`,
+        );
+      });
     await new Promise((r) => setTimeout(r, 300));
     for (const [name, c, sid] of [["A", a, jsA], ["B", b, jsB]] as const) {
       const msgs = c.msgs(sid);
@@ -164,6 +199,7 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
     }
     await waitFor(() => gws[0].nc.getServer() !== connected, 10_000, "gateway A moved node");
   } finally {
+    clearInterval(acker);
     for (const c of clients) await c.close();
     for (const g of gws) await g.close();
     await admin.close();
