@@ -135,6 +135,10 @@ export function serveCommand() {
         .argParser(durationArg).default(86_400_000, "24h"),
     )
     .addOption(
+      envOption("--max-durables-per-user <n>", "durable consumers per user on one stream")
+        .argParser(positiveIntArg).default(16),
+    )
+    .addOption(
       envOption("--log-format <format>", "text or json").choices(["text", "json"] as const)
         .default("text" as const),
     )
@@ -243,6 +247,7 @@ export function serveCommand() {
           ...gatewayExtensions({
             maxJsBatch: o.maxJsBatch,
             durableInactiveMs: o.durableInactive,
+            maxDurablesPerUser: o.maxDurablesPerUser,
           }),
         };
         const gw = await Gateway.start(gwOpts).catch((err) => {

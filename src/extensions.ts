@@ -12,6 +12,8 @@ export interface StreamSubscriptionSettings {
   maxJsBatch?: number;
   /** Idle durable consumers expire after this many milliseconds (default 24 h). */
   durableInactiveMs?: number;
+  /** Durable consumers one user may hold on one stream (default 16). */
+  maxDurablesPerUser?: number;
 }
 
 /** Returns the gateway options that enable `kv_sub` and `js_sub`. */
@@ -24,6 +26,7 @@ export function gatewayExtensions(
       jsSubscriptionFactory(rt, {
         maxBatch: settings.maxJsBatch ?? 1000,
         durableInactiveMs: settings.durableInactiveMs ?? 86_400_000,
+        maxDurablesPerUser: settings.maxDurablesPerUser ?? 16,
       }),
   };
 }

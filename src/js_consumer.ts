@@ -34,6 +34,8 @@ export interface JsSettings {
   maxBatch: number;
   /** Idle durable consumers expire after this many milliseconds. */
   durableInactiveMs: number;
+  /** Durable consumers one user may hold on one stream (new names beyond: `limit_exceeded`). */
+  maxDurablesPerUser: number;
 }
 
 /** A validated `js_sub` request. */
@@ -160,6 +162,36 @@ export async function durableName(user: string, name: string): Promise<string> {
   return `ng_${hex}_${name}`;
 }
 
+/**
+ * Refuses a new durable when the user already holds `max` durables on the stream (names share
+ * the user's `ng_<hash>_` prefix). Re-attaching to an existing durable is always allowed.
+ */
+async function _checkDurableQuota(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  max: number,
+): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, durable);
+    return; // exists: resuming it creates nothing
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) {
+      throw toGatewayError(err);
+    }
+  }
+  const prefix = durable.slice(0, durable.indexOf("_", 3) + 1);
+  let held = 0;
+  for await (const ci of jsm.consumers.list(stream)) {
+    if (ci.name.startsWith(prefix) && ++held >= max) {
+      throw new GatewayError(
+        "limit_exceeded",
+        `at most ${max} durable consumers per user on a stream; reuse or let one expire`,
+      );
+    }
+  }
+}
+
 /** True when some subject matches both patterns. */
 export function patternsIntersect(a: string, b: string): boolean {
   const x = tokenizePattern(a);
@@ -201,6 +233,7 @@ export function jsSubscriptionFactory(
       throw new GatewayError("bad_request", "filter is outside the stream's subjects");
     }
     const durable = r.durable ? await durableName(req.user, r.durable) : undefined;
+    if (durable) await _checkDurableQuota(m, r.stream, durable, settings.maxDurablesPerUser);
     return new JsSubscription(rt, m, req, r, durable, settings, replicas);
   };
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { gatewayExtensions } from "../src/extensions.ts";
 import { Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const CAPS = { streams: { CHAT: ["chat.room.123"], AUDIT: [">"] } };
@@ -306,4 +307,36 @@ Deno.test("js_sub: $ rule inside a stream: a wildcard-first filter never deliver
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(c.msgs(all).map((m) => m.data.subject), ["mixed.a", "mixed.b"]);
   assert.deepEqual(c.msgs(dollar).map((m) => m.data.subject), ["$AUD.secret"]);
+});
+
+Deno.test("js_sub: durables per user and stream are capped; resuming one is always allowed", async () => {
+  await using stack = await Stack.start({
+    gateway: gatewayExtensions({ maxDurablesPerUser: 2 }),
+  });
+  await stack.setCaps("u", CAPS);
+  await stack.setCaps("v", CAPS);
+  const { jsm } = await setup(stack, 1);
+  const c = await stack.client("u");
+  const d1 = await jsSub(c, "AUDIT", { deliver: "all", durable: "d1" });
+  const d2 = await jsSub(c, "AUDIT", { deliver: "all", durable: "d2" });
+  assert.equal(d1.op, "reply");
+  assert.equal(d2.op, "reply");
+  // The durables are created just after their reply: wait until both exist.
+  await waitFor(
+    async () => {
+      let n = 0;
+      for await (const ci of jsm.consumers.list("AUDIT")) if (ci.name.startsWith("ng_")) n++;
+      return n === 2;
+    },
+    5000,
+    "two durables",
+  );
+  const third = await jsSub(c, "AUDIT", { deliver: "all", durable: "d3" });
+  assert.equal(third.data.code, "limit_exceeded", JSON.stringify(third));
+  // Re-attaching to one of them creates nothing: allowed at the cap.
+  await c.request({ op: "unsub", data: { id: d1.data.id } });
+  assert.equal((await jsSub(c, "AUDIT", { deliver: "all", durable: "d1" })).op, "reply");
+  // Another user has a quota of their own.
+  const other = await stack.client("v");
+  assert.equal((await jsSub(other, "AUDIT", { deliver: "all", durable: "d3" })).op, "reply");
 });
