@@ -648,6 +648,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const command = `deno task soak${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
+  // What else loaded the machine before the run (1, 5, 15 min), to read the figures by.
+  const loadBefore = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(", ");
   console.error(
     `soak: ${N} connections (${userCount} users), ${f.durationMs / 1000} s, ramp ${
       f.rampMs / 1000
@@ -1032,7 +1034,7 @@ async function main(): Promise<number> {
       const prose = _wrap(
         `Produced by \`${command}\` (\`deno run -A bench/soak.ts\`) on ${
           new Date().toISOString().slice(0, 10)
-        }. Machine: ${navigator.hardwareConcurrency} cores (${cpuModel}), Deno ${Deno.version.deno}, ${natsVersion}; other work (tests of other engineers) shared the machine.
+        }. Machine: ${navigator.hardwareConcurrency} cores (${cpuModel}), Deno ${Deno.version.deno}, ${natsVersion}; load average before the run ${loadBefore}.
 
 Setup: one nats-server (JetStream); the gateway as a separate \`natsgate serve\` process (default limits, \`--log-level warn --log-format json\`, stderr captured and checked); all WebSocket clients in one separate Deno process (\`bench/_soak_clients.ts\`); an admin NATS connection in the orchestrating process for the background load. ${N} connections for ${userCount} users (${f.connsPerUser} each, under the default \`--max-conns-per-user\` 32; tokens from \`mintToken\`, capabilities in KV bucket \`auth\`), opened over ${
           secs(f.rampMs)
