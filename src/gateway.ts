@@ -71,7 +71,12 @@ export interface GatewayOptions {
   /** `js_sub` support. */
   jsSubscribe?: (ctx: GatewayRuntime) => SubscriptionFactory;
   /** TLS (wss://): PEM certificate chain and key files, re-read by `reloadTls()`. */
-  tls?: { certFile: string; keyFile: string };
+  tls?: {
+    certFile: string;
+    keyFile: string;
+    /** Time for the handshake and first request head (default 10 s; slow-loris defence). */
+    headerTimeoutMs?: number;
+  };
   /** Extra HTTP routes tried before 404 (e.g. the console page). */
   httpHandler?: (
     req: Request,
@@ -302,7 +307,10 @@ export class Gateway {
     // certificate can be swapped without touching established connections.
     const backend = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
     try {
-      this.#front = new TlsFront({ hostname, port, ...tls }, backend.addr.port);
+      this.#front = new TlsFront(
+        { hostname, port, ...tls, headerTimeoutMs: opts.tls?.headerTimeoutMs },
+        backend.addr.port,
+      );
     } catch (err) {
       backend.shutdown();
       throw err;

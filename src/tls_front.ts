@@ -2,7 +2,18 @@
  * Reload replaces only the TLS listener: accepted connections keep running untouched.
  * @module */
 
-/** A TLS listener that pipes each connection to a plain listener on loopback. */
+/** Default time a new TLS connection has for its handshake and first request's headers. */
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
+
+/** Largest request head accepted before the connection is passed on (then Deno.serve decides). */
+const _MAX_HEAD_BYTES = 16 * 1024;
+
+/**
+ * A TLS listener that pipes each connection to a plain listener on loopback. A connection is
+ * passed on only once its handshake and first request head are complete, within
+ * `headerTimeoutMs`: a slow-loris client that dribbles (or never sends) its headers is closed
+ * without reaching the HTTP server, which has no such deadline of its own.
+ */
 export class TlsFront {
   #listener: Deno.TlsListener;
   #hostname: string;
@@ -11,15 +22,25 @@ export class TlsFront {
   #remotes = new Map<number, string>();
   #conns = new Set<Deno.Conn>();
   #closed = false;
+  #headerTimeoutMs: number;
+  /** Connections closed for not completing their request head in time. */
+  headerTimeouts = 0;
 
   /** Starts listening; `backendPort` is the plain listener on 127.0.0.1. */
   constructor(
-    opts: { hostname: string; port: number; cert: string; key: string },
+    opts: { hostname: string; port: number; cert: string; key: string; headerTimeoutMs?: number },
     backendPort: number,
   ) {
+    this.#headerTimeoutMs = opts.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS;
     this.#hostname = opts.hostname;
     this.#backendPort = backendPort;
-    this.#listener = Deno.listenTls({ ...opts, transport: "tcp" });
+    this.#listener = Deno.listenTls({
+      hostname: opts.hostname,
+      port: opts.port,
+      cert: opts.cert,
+      key: opts.key,
+      transport: "tcp",
+    });
     this.#port = (this.#listener.addr as Deno.NetAddr).port;
     this.#accept(this.#listener);
   }
@@ -47,6 +68,13 @@ export class TlsFront {
       client.close();
       return;
     }
+    this.#conns.add(client);
+    const head = await this.#readHead(client);
+    if (!head) {
+      this.#conns.delete(client);
+      _close(client);
+      return;
+    }
     let backend: Deno.TcpConn;
     try {
       backend = await Deno.connect({ hostname: "127.0.0.1", port: this.#backendPort });
@@ -60,8 +88,9 @@ export class TlsFront {
       local,
       r.hostname.includes(":") ? `[${r.hostname}]:${r.port}` : `${r.hostname}:${r.port}`,
     );
-    this.#conns.add(client).add(backend);
+    this.#conns.add(backend);
     try {
+      await _writeAll(backend, head);
       await Promise.race([
         client.readable.pipeTo(backend.writable),
         backend.readable.pipeTo(client.writable),
@@ -74,6 +103,38 @@ export class TlsFront {
       this.#conns.delete(backend);
       _close(client);
       _close(backend);
+    }
+  }
+
+  /**
+   * Reads the handshake and the first request head (up to the blank line) within the deadline.
+   * Returns the bytes read, or undefined when the client was too slow, closed, or sent more than
+   * 16 KiB without ending its head (then Deno.serve would refuse it anyway).
+   */
+  async #readHead(client: Deno.TlsConn): Promise<Uint8Array | undefined> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.headerTimeouts++;
+      _close(client); // ends the pending read or handshake
+    }, this.#headerTimeoutMs);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      const buf = new Uint8Array(4096);
+      while (size < _MAX_HEAD_BYTES) {
+        const n = await client.read(buf);
+        if (n === null) return undefined;
+        chunks.push(buf.slice(0, n));
+        size += n;
+        if (_headComplete(chunks)) return _concat(chunks, size);
+      }
+      return _concat(chunks, size); // oversized: let the HTTP server answer 431
+    } catch {
+      return undefined; // failed handshake, reset, or closed by the deadline
+    } finally {
+      clearTimeout(timer);
+      if (timedOut) chunks.length = 0;
     }
   }
 
@@ -107,6 +168,37 @@ export class TlsFront {
     for (const c of this.#conns) _close(c);
     this.#conns.clear();
   }
+}
+
+const _CRLFCRLF = [13, 10, 13, 10];
+
+/** Whether the bytes so far contain the end of a request head (`\r\n\r\n`). */
+function _headComplete(chunks: Uint8Array[]): boolean {
+  const all = chunks.length === 1
+    ? chunks[0]
+    : _concat(chunks, chunks.reduce((n, c) => n + c.length, 0));
+  for (let i = 0; i + 3 < all.length; i++) {
+    if (
+      all[i] === _CRLFCRLF[0] && all[i + 1] === _CRLFCRLF[1] && all[i + 2] === _CRLFCRLF[2] &&
+      all[i + 3] === _CRLFCRLF[3]
+    ) return true;
+  }
+  return false;
+}
+
+function _concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
 }
 
 function _close(c: Deno.Conn): void {

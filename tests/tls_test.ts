@@ -147,3 +147,51 @@ Deno.test("tls: wss:// serves the certificate; reload swaps it and keeps live cl
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tls: a client that never finishes its request head is closed at the deadline", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await _ca(dir, "ca");
+    await _leaf(dir, "ca", "server");
+    await using stack = await Stack.start({
+      gateway: {
+        tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key`, headerTimeoutMs: 300 },
+      },
+    });
+    const port = stack.gateway.addr.port;
+    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
+    const closedWithin = async (conn: Deno.Conn, ms: number) => {
+      const t0 = Date.now();
+      const n = await Promise.race([
+        conn.read(new Uint8Array(1024)).catch(() => null),
+        new Promise<"open">((r) => setTimeout(() => r("open"), ms)),
+      ]);
+      conn.close();
+      return n === null ? Date.now() - t0 : undefined;
+    };
+    // A TCP connection that never starts the handshake stays with Deno's TLS listener (it
+    // is never handed to us: see docs/security.md), but it must not hold up anyone else.
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port });
+    // Handshake done, then half a request line, dribbled: closed without an answer.
+    const slow = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+    await slow.write(new TextEncoder().encode("GET /ws?token="));
+    assert.ok((await closedWithin(slow, 3000)) !== undefined, "slow head closed");
+    // A prompt client is served as usual, also when its head arrives in pieces.
+    const ok = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+    const enc = new TextEncoder();
+    await ok.write(enc.encode("GET /healthz HTTP/1.1\r\n"));
+    await new Promise((r) => setTimeout(r, 50));
+    await ok.write(enc.encode("Host: x\r\nConnection: close\r\n\r\n"));
+    let text = "";
+    const buf = new Uint8Array(1024);
+    for (let n = await ok.read(buf); n !== null; n = await ok.read(buf).catch(() => null)) {
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    ok.close();
+    silent.close();
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.match(text, /ok/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
