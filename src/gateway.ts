@@ -398,6 +398,13 @@ export class Gateway {
           this.log.info("NATS reconnected", { server: st.server });
         } else if (st.type === "disconnect") {
           this.log.warn("NATS disconnected", { server: st.server });
+        } else if (st.type === "error") {
+          // The server's reason, e.g. "Authorization Violation" or a permissions violation.
+          this.log.warn("NATS server error", { error: st.error?.message ?? String(st.error) });
+        } else if (st.type === "ldm") {
+          this.log.info("NATS server entering lame duck mode", { server: st.server });
+        } else if (st.type === "close" && !this.#closed) {
+          this.log.error("NATS connection closed for good: clients get unavailable", {});
         }
       }
     })().catch(() => {});

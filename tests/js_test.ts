@@ -184,9 +184,10 @@ Deno.test("js_sub: durable resumes after reconnect and is never shared across us
   for (let i = 5; i <= 6; i++) await js.publish("audit.x", String(i));
   const c2 = await stack.client("u");
   const d2 = (await jsSub(c2, "AUDIT", { deliver: "all", durable: "reader" })).data.id;
-  // Messages may have gone to the closed session's pull request first: they come back after
-  // the durable's short ack wait, never lost.
-  await c2.waitMsgs(d2, 2, 15_000);
+  // Messages may have gone to the closed session's pull request first (it lives until its 5 s
+  // expiry): they come back after the durable's 5 s ack wait, never lost. 30 s leaves room for
+  // a loaded machine (15 s once ran out during a soak).
+  await c2.waitMsgs(d2, 2, 30_000);
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(seqs(c2, d2), [5, 6], "position survived the reconnect");
   const other = await stack.client("v");
