@@ -219,8 +219,7 @@ export class CapabilityStore {
     if (!entry) return;
     if (!force && epoch < entry.epoch) return;
     if (!force && epoch === entry.epoch && caps.revision <= entry.caps.revision) return;
-    const changed = caps.revision !== entry.caps.revision ||
-      JSON.stringify(caps.doc) !== JSON.stringify(entry.caps.doc);
+    const changed = !_same(caps, entry.caps);
     entry.caps = caps;
     entry.epoch = epoch;
     if (!changed) return;

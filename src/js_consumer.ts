@@ -224,9 +224,7 @@ export function jsSubscriptionFactory(
       subjects = info.config.subjects ?? [];
       replicas = info.config.num_replicas ?? 1;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
-        throw new GatewayError("not_found", "no such stream");
-      }
+      if (_streamGone(err)) throw new GatewayError("not_found", "no such stream");
       throw toGatewayError(err);
     }
     if (r.filter && !subjects.some((s) => patternsIntersect(r.filter!, s))) {

@@ -40,8 +40,8 @@ export class OutboundQueue {
   #parts: string[] = [];
   #queuedBytes = 0;
   #scheduled = false;
-  #pushes = 0;
-  #seenPushes = 0;
+  /** An envelope arrived since the flush task last looked. */
+  #pushed = false;
   #idleTicks = 0;
   #fullTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -74,14 +74,14 @@ export class OutboundQueue {
     if (this.#closed) return false;
     this.#parts.push(envelope);
     this.#queuedBytes += envelope.length + 1;
-    this.#pushes++;
     if (!this.#scheduled) {
       this.#scheduled = true;
-      this.#seenPushes = this.#pushes;
+      this.#pushed = false;
       this.#idleTicks = 0;
       queueMicrotask(this.#flushTask);
-    } else if (this.#queuedBytes >= this.#maxFrame) {
-      this.flush(); // a full frame's worth: no reason to hold it
+    } else {
+      this.#pushed = true;
+      if (this.#queuedBytes >= this.#maxFrame) this.flush(); // a full frame: no reason to hold it
     }
     return this.#checkPressure();
   }
@@ -95,8 +95,8 @@ export class OutboundQueue {
   }
 
   #flushTask = () => {
-    if (this.#pushes !== this.#seenPushes) {
-      this.#seenPushes = this.#pushes;
+    if (this.#pushed) {
+      this.#pushed = false;
       this.#idleTicks = 0;
     } else if (++this.#idleTicks >= _SETTLE_TICKS) {
       this.#scheduled = false;

@@ -4,6 +4,7 @@
 
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { renderPayload } from "./payload.ts";
+import { isLiteralSubject } from "./subject.ts";
 
 /** A receiver of core messages: a session's subscription. */
 export interface CoreListener {
@@ -54,31 +55,33 @@ export function coreMsgPrefix(msg: Msg, targetJson?: string): string {
   return `{"v":1,"op":"msg","target":${target},"data":${data}},"sid":"`;
 }
 
-const _JS_ACK = new TextEncoder().encode("$JS.ACK.");
+const _JS_ACK = "$JS.ACK.";
+const _NO_REPLY = new Uint8Array(0);
+
+/**
+ * A message's reply subject: the raw bytes from @nats-io/nats-core's parsed protocol arguments
+ * when present (`msg.reply` decodes bytes on every call), else the public getter's string.
+ */
+function _reply(msg: Msg): Uint8Array | string {
+  const raw = (msg as unknown as { _msg?: { reply?: Uint8Array } })._msg;
+  if (raw !== undefined && typeof raw === "object" && "reply" in raw) {
+    return raw.reply ?? _NO_REPLY;
+  }
+  return msg.reply ?? "";
+}
+
+/** Whether a message carries a reply subject. */
+function _hasReply(msg: Msg): boolean {
+  return _reply(msg).length > 0;
+}
 
 /** Whether a message is a JetStream consumer delivery (its reply subject is `$JS.ACK.…`). */
 function _isJsDelivery(msg: Msg): boolean {
-  const raw = (msg as unknown as { _msg?: { reply?: Uint8Array } })._msg;
-  if (raw !== undefined && typeof raw === "object" && "reply" in raw) {
-    const r = raw.reply;
-    if (r === undefined || r.length < _JS_ACK.length) return false;
-    for (let i = 0; i < _JS_ACK.length; i++) if (r[i] !== _JS_ACK[i]) return false;
-    return true;
-  }
-  return (msg.reply ?? "").startsWith("$JS.ACK.");
-}
-
-/**
- * Whether a message carries a reply subject. Reads the parsed protocol arguments of
- * @nats-io/nats-core's message when present (`msg.reply` decodes bytes on every call) and falls
- * back to the public getter otherwise.
- */
-function _hasReply(msg: Msg): boolean {
-  const raw = (msg as unknown as { _msg?: { reply?: Uint8Array } })._msg;
-  if (raw !== undefined && typeof raw === "object" && "reply" in raw) {
-    return raw.reply !== undefined && raw.reply.length > 0;
-  }
-  return !!msg.reply;
+  const r = _reply(msg);
+  if (typeof r === "string") return r.startsWith(_JS_ACK);
+  if (r.length < _JS_ACK.length) return false;
+  for (let i = 0; i < _JS_ACK.length; i++) if (r[i] !== _JS_ACK.charCodeAt(i)) return false;
+  return true;
 }
 
 /**
@@ -124,9 +127,7 @@ export class SubjectHub {
       next: 0,
       queue,
       dollarGuard,
-      targetJson: subject.split(".").some((t) => t === "*" || t === ">")
-        ? undefined
-        : JSON.stringify(subject),
+      targetJson: isLiteralSubject(subject) ? JSON.stringify(subject) : undefined,
       ready: Promise.resolve(),
     };
     entry.sub = this.#nc.subscribe(subject, {

@@ -23,8 +23,6 @@ export class TlsFront {
   #conns = new Set<Deno.Conn>();
   #closed = false;
   #headerTimeoutMs: number;
-  /** Connections closed for not completing their request head in time. */
-  headerTimeouts = 0;
 
   /** Starts listening; `backendPort` is the plain listener on 127.0.0.1. */
   constructor(
@@ -112,29 +110,28 @@ export class TlsFront {
    * 16 KiB without ending its head (then Deno.serve would refuse it anyway).
    */
   async #readHead(client: Deno.TlsConn): Promise<Uint8Array | undefined> {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.headerTimeouts++;
-      _close(client); // ends the pending read or handshake
-    }, this.#headerTimeoutMs);
-    const chunks: Uint8Array[] = [];
+    // Closing the connection ends the pending read (or handshake): the deadline.
+    const timer = setTimeout(() => _close(client), this.#headerTimeoutMs);
+    let head = new Uint8Array(4096); // grows up to _MAX_HEAD_BYTES for long heads
     let size = 0;
     try {
-      const buf = new Uint8Array(4096);
       while (size < _MAX_HEAD_BYTES) {
-        const n = await client.read(buf);
+        if (size === head.length) {
+          const bigger = new Uint8Array(Math.min(head.length * 2, _MAX_HEAD_BYTES));
+          bigger.set(head);
+          head = bigger;
+        }
+        const n = await client.read(head.subarray(size));
         if (n === null) return undefined;
-        chunks.push(buf.slice(0, n));
+        // Only the new bytes (and the 3 before them) can complete the blank line.
+        if (_findHeadEnd(head, Math.max(0, size - 3), size + n)) return head.slice(0, size + n);
         size += n;
-        if (_headComplete(chunks)) return _concat(chunks, size);
       }
-      return _concat(chunks, size); // oversized: let the HTTP server answer 431
+      return head; // oversized: let the HTTP server answer 431
     } catch {
       return undefined; // failed handshake, reset, or closed by the deadline
     } finally {
       clearTimeout(timer);
-      if (timedOut) chunks.length = 0;
     }
   }
 
@@ -170,31 +167,12 @@ export class TlsFront {
   }
 }
 
-const _CRLFCRLF = [13, 10, 13, 10];
-
-/** Whether the bytes so far contain the end of a request head (`\r\n\r\n`). */
-function _headComplete(chunks: Uint8Array[]): boolean {
-  const all = chunks.length === 1
-    ? chunks[0]
-    : _concat(chunks, chunks.reduce((n, c) => n + c.length, 0));
-  for (let i = 0; i + 3 < all.length; i++) {
-    if (
-      all[i] === _CRLFCRLF[0] && all[i + 1] === _CRLFCRLF[1] && all[i + 2] === _CRLFCRLF[2] &&
-      all[i + 3] === _CRLFCRLF[3]
-    ) return true;
+/** Whether `buf[from, to)` holds the end of a request head (`\r\n\r\n`). */
+function _findHeadEnd(buf: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i + 3 < to; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return true;
   }
   return false;
-}
-
-function _concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
