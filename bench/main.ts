@@ -9,7 +9,7 @@ import { NatsServer } from "../src/nats_server.ts";
 import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { ClientsSpec } from "./_clients.ts";
-import { lines } from "./_lines.ts";
+import { freePort, lines, rssKb } from "./_proc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
@@ -28,18 +28,6 @@ function _payload(extra: Record<string, unknown> = {}): string {
 function _pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
-async function _rssKb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
-function _freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** The client process, driven by JSON lines. */
@@ -172,7 +160,7 @@ async function main(): Promise<void> {
   const nc = await connect({ servers: nats.url });
   const kv = await new Kvm(nc).create("auth", { history: 10 });
   await kv.put(userKey("bench"), JSON.stringify({ subjects: [">"], streams: { BENCH: [">"] } }));
-  const gwPort = _freePort();
+  const gwPort = freePort();
   const gwProc = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -337,7 +325,7 @@ async function main(): Promise<void> {
         pid: bare.pid,
       };
       for (const t of [...targets, bareTarget]) {
-        const before = await _rssKb(t.pid);
+        const before = await rssKb(t.pid);
         const proc = new ClientProc();
         const subjects = Array.from({ length: clients }, (_, i) => `idle.${i}`);
         const r = await proc.cmd({
@@ -352,7 +340,7 @@ async function main(): Promise<void> {
           },
         });
         await new Promise((r) => setTimeout(r, 1000));
-        const after = await _rssKb(t.pid);
+        const after = await rssKb(t.pid);
         res[t.name] = { rate: r.count / (r.ms / 1000), kbPer: (after - before) / clients };
         await proc.close();
         await new Promise((r) => setTimeout(r, 1000));

@@ -9,7 +9,7 @@ import { NatsServer } from "../src/nats_server.ts";
 import { mintToken, parseDuration } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { SoakClientsReport, SoakClientsSpec } from "./_soak_clients.ts";
-import { lines } from "./_lines.ts";
+import { freePort, lines, rssKb } from "./_proc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "soak-secret-0123456789abcdef0123456789abcdef";
@@ -124,18 +124,6 @@ function _parseFlags(args: string[]): Flags {
 
 const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function _freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function _rssKb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
 /** utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
 async function _cpuTicks(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
@@ -236,7 +224,7 @@ class GatewayProc {
   #logDone: Promise<void>;
 
   constructor(natsUrl: string, logFile: string) {
-    this.port = _freePort();
+    this.port = freePort();
     this.child = _spawnDeno([
       "-A",
       `${ROOT}main.ts`,
@@ -714,7 +702,7 @@ async function main(): Promise<number> {
     // Baseline: gateway up, no clients yet.
     await _sleep(2000);
     const base = await _natsFigures(nats);
-    const baseRss = await _rssKb(gw.child.pid);
+    const baseRss = await rssKb(gw.child.pid);
     const baseHeap = _promSum(await gw.metrics(), "natsgate_nodejs_heap_size_used_bytes");
     console.error(
       `baseline: NATS subscriptions ${base.subs} (gateway connection ${base.gwSubs}), ` +
@@ -784,7 +772,7 @@ async function main(): Promise<number> {
         gw.metrics(),
         _natsFigures(nats),
         clients.cmd({ op: "report" }) as Promise<SoakClientsReport>,
-        _rssKb(gw.child.pid),
+        rssKb(gw.child.pid),
         _cpuTicks(gw.child.pid),
       ]);
       lastReport = rep;
@@ -866,7 +854,7 @@ async function main(): Promise<number> {
     }
     const aliveAtEnd = gw.alive && await gw.healthy();
     const endMetrics = gw.alive ? await gw.metrics() : preClose;
-    const rssAfter = gw.alive ? await _rssKb(gw.child.pid) : NaN;
+    const rssAfter = gw.alive ? await rssKb(gw.child.pid) : NaN;
     const gwExit = await gw.stop();
 
     // ---------- verdicts ----------

@@ -2,11 +2,9 @@
  * pending 1 KiB read. `deno run -A bench/tcp_floor.ts [connections]` (default 5000).
  * @module */
 
-const count = Number(Deno.args[0] ?? 5000);
+import { rssKb } from "./_proc.ts";
 
-async function rssKb(): Promise<number> {
-  return Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile("/proc/self/status"))![1]);
-}
+const count = Number(Deno.args[0] ?? 5000);
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const port = (listener.addr as Deno.NetAddr).port;
@@ -18,7 +16,7 @@ const conns: Deno.Conn[] = [];
   }
 })();
 await new Promise((r) => setTimeout(r, 200));
-const before = await rssKb();
+const before = await rssKb(Deno.pid);
 // The connecting side runs in its own process, so only the accepting side is measured.
 const dialer = new Deno.Command(Deno.execPath(), {
   args: [
@@ -30,7 +28,7 @@ const dialer = new Deno.Command(Deno.execPath(), {
 }).spawn();
 await dialer.stdout.getReader().read();
 await new Promise((r) => setTimeout(r, 1500));
-const after = await rssKb();
+const after = await rssKb(Deno.pid);
 console.log(
   `${conns.length} TCP connections, one pending 1 KiB read each: ` +
     `${((after - before) / count).toFixed(1)} KB RSS per connection`,
