@@ -183,8 +183,11 @@ class _CoreSubscription implements SessionSubscription, CoreListener {
     this.#suffix = `${sid}"}`;
   }
 
-  deliver(prefix: string): void {
-    if (this.active) this.#session.sendMsg(prefix + this.#suffix);
+  deliver(prefix: string): boolean {
+    if (!this.active) return false;
+    // A queue member already over its bound takes no more: the group routes to another member.
+    if (this.queue !== undefined && this.#session.overBound) return false;
+    return this.#session.sendMsg(prefix + this.#suffix);
   }
 
   allowed(caps: CapabilitySet): boolean {
@@ -292,9 +295,16 @@ export class Session {
     }, this.context.limits.authTimeoutMs);
   }
 
-  /** Queues a `msg` envelope (counted as a delivery). */
-  sendMsg(envelope: string): void {
-    if (this.#out.push(envelope)) this.msgsOut++;
+  /** Queues a `msg` envelope (counted as a delivery); false when the session cannot take it. */
+  sendMsg(envelope: string): boolean {
+    if (!this.#out.push(envelope)) return false;
+    this.msgsOut++;
+    return true;
+  }
+
+  /** Whether the outbound queue holds more than its bound (a queue group skips this member). */
+  get overBound(): boolean {
+    return this.#out.pendingBytes > this.context.limits.maxPendingBytes;
   }
 
   /** Queues any envelope. */

@@ -8,13 +8,21 @@ import { isLiteralSubject } from "./subject.ts";
 
 /** A receiver of core messages: a session's subscription. */
 export interface CoreListener {
-  /** Receives the shared envelope prefix; the full envelope is `prefix + sidSuffix`. */
-  deliver(prefix: string): void;
+  /**
+   * Receives the shared envelope prefix; the full envelope is `prefix + sidSuffix`. Returns
+   * false when the listener cannot take it (not yet confirmed to its client, closing, or over its
+   * queue bound): a queue group then routes the message to another member.
+   */
+  deliver(prefix: string): boolean;
 }
 
 interface _Entry {
   sub: Subscription;
-  listeners: CoreListener[];
+  /**
+   * Copy-on-write: `add` and `remove` replace the array, never mutate it, so a dispatch that
+   * took the array keeps a stable view while a listener leaves (or joins) during its fan-out.
+   */
+  listeners: readonly CoreListener[];
   /** Round-robin cursor for queue groups. */
   next: number;
   queue: string | undefined;
@@ -115,7 +123,7 @@ export class SubjectHub {
     const key = queue === undefined ? subject : `${subject}\u0000${queue}`;
     const existing = this.#entries.get(key);
     if (existing) {
-      existing.listeners.push(listener);
+      existing.listeners = [...existing.listeners, listener];
       return existing.ready;
     }
     const first = subject.charCodeAt(0);
@@ -150,15 +158,22 @@ export class SubjectHub {
     // JetStream delivers consumer messages under their stream subject: those carry a `$JS.ACK.`
     // reply and belong to another subscription (often another user's), never to this one.
     if (entry.dollarGuard && (msg.subject.charCodeAt(0) === 36 || _isJsDelivery(msg))) return;
+    // A stable snapshot: a listener cut off during this loop replaces entry.listeners, not this.
     const listeners = entry.listeners;
-    if (listeners.length === 0) return;
+    const n = listeners.length;
+    if (n === 0) return;
     const prefix = coreMsgPrefix(msg, entry.targetJson);
-    if (entry.queue !== undefined) {
-      const i = entry.next++ % listeners.length;
-      listeners[i].deliver(prefix);
+    if (entry.queue === undefined) {
+      for (let i = 0; i < n; i++) listeners[i].deliver(prefix);
       return;
     }
-    for (let i = 0; i < listeners.length; i++) listeners[i].deliver(prefix);
+    // Queue group: the next member in turn that takes it; one that cannot (over its bound, not
+    // yet confirmed, closing) is passed over, so the message goes to a member that can.
+    const start = entry.next % n;
+    entry.next = start + 1;
+    for (let k = 0; k < n; k++) {
+      if (listeners[(start + k) % n].deliver(prefix)) return;
+    }
   }
 
   /** Removes a listener; the NATS subscription goes when its last listener does. */
@@ -166,8 +181,8 @@ export class SubjectHub {
     const key = queue === undefined ? subject : `${subject}\u0000${queue}`;
     const entry = this.#entries.get(key);
     if (!entry) return;
-    const i = entry.listeners.indexOf(listener);
-    if (i >= 0) entry.listeners.splice(i, 1);
+    if (!entry.listeners.includes(listener)) return;
+    entry.listeners = entry.listeners.filter((l) => l !== listener);
     if (entry.listeners.length === 0) {
       this.#entries.delete(key);
       try {
