@@ -134,6 +134,7 @@ export class FrameDecoder {
   /** Header bytes needed given what has been read so far. */
   #headerNeed(): number {
     if (this.#hdrLen < 2) return 2;
+    if (!(this.#hdr[1] & 0x80)) return 2; // unmasked: refused as soon as it is seen
     const len7 = this.#hdr[1] & 0x7f;
     return (len7 === 126 ? 4 : len7 === 127 ? 10 : 2) + 4; // + mask key (checked when complete)
   }
