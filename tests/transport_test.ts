@@ -9,7 +9,7 @@ import {
   HttpServer,
   type ServerOptions,
   upgradeWebSocket,
-  WsConnection,
+  type WsConnection,
   type WsOptions,
 } from "../src/transport/mod.ts";
 import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
