@@ -2,7 +2,7 @@
  * `--dev` keeps state in ./.natsgate, seeds a demo user and prints a ready-to-use token.
  * @module */
 
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { Gateway, type GatewayOptions } from "../src/gateway.ts";
@@ -14,6 +14,20 @@ import { connectNats } from "../src/nats_connect.ts";
 import { gatewayExtensions } from "../src/extensions.ts";
 import { consoleHandler } from "../src/console.ts";
 import { CliError, durationArg, envOption, intArg, listArg, positiveIntArg } from "./_common.ts";
+import { parseCidr } from "../src/client_ip.ts";
+
+/** Parses a comma separated CIDR list (usage error on a bad block). */
+function cidrListArg(value: string): string[] {
+  const list = listArg(value);
+  for (const c of list) {
+    try {
+      parseCidr(c);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  }
+  return list;
+}
 
 /** Capabilities seeded for the `demo` user in dev mode. */
 export const DEMO_CAPABILITIES = {
@@ -115,12 +129,49 @@ export function serveCommand() {
         .default(64),
     )
     .addOption(
-      envOption("--max-pending-bytes <n>", "outbound queue bound per connection")
-        .argParser(positiveIntArg).default(1048576),
+      envOption(
+        "--max-pending-bytes <n>",
+        "pending outbound bytes per connection: above it for --backpressure-timeout-ms, or " +
+          "above twice it, the client is cut (4008)",
+      ).argParser(positiveIntArg).default(8 * 1024 * 1024),
     )
     .addOption(
-      envOption("--backpressure-timeout-ms <n>", "how long a full queue is tolerated")
+      envOption("--backpressure-timeout-ms <n>", "how long pending bytes may stay above the bound")
         .argParser(intArg).default(250),
+    )
+    .addOption(
+      envOption(
+        "--write-deadline <duration>",
+        "a connection with pending bytes that drains nothing for this long is cut (4008)",
+      ).argParser(durationArg).default(5000, "5s"),
+    )
+    .addOption(
+      envOption(
+        "--max-pending-total <n>",
+        "pending outbound bytes of all connections; over it the largest queues are cut first",
+      ).argParser(positiveIntArg).default(1024 * 1024 * 1024),
+    )
+    .addOption(
+      envOption("--max-conns <n>", "open sockets on the listener; more are closed at once")
+        .argParser(positiveIntArg).default(50_000),
+    )
+    .addOption(
+      envOption("--max-conns-per-ip <n>", "WebSocket connections per client address (HTTP 429)")
+        .argParser(positiveIntArg).default(1000),
+    )
+    .addOption(
+      envOption("--upgrade-rate-per-ip <n>", "upgrades per second per client address (HTTP 429)")
+        .argParser(positiveIntArg).default(100),
+    )
+    .addOption(
+      envOption(
+        "--trust-proxy <cidrs>",
+        "proxies whose X-Forwarded-For / Forwarded name the client, comma separated CIDRs",
+      ).argParser(cidrListArg),
+    )
+    .addOption(
+      envOption("--header-timeout <duration>", "time for the TLS handshake and request head")
+        .argParser(durationArg).default(10_000, "10s"),
     )
     .addOption(
       envOption("--max-cmd-timeout <duration>", "upper bound of a cmd timeout")
@@ -233,6 +284,12 @@ export function serveCommand() {
           log,
           httpHandler: consoleHandler({ console: o.console }),
           tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+          headerTimeoutMs: o.headerTimeout,
+          maxConns: o.maxConns,
+          maxConnsPerIp: o.maxConnsPerIp,
+          upgradeRatePerIp: o.upgradeRatePerIp,
+          trustProxy: o.trustProxy,
+          maxPendingTotal: o.maxPendingTotal,
           limits: {
             maxFrameBytes: o.maxFrameBytes,
             maxSubs: o.maxSubs,
@@ -241,6 +298,7 @@ export function serveCommand() {
             maxPendingCmds: o.maxPendingCmds,
             maxPendingBytes: o.maxPendingBytes,
             backpressureTimeoutMs: o.backpressureTimeoutMs,
+            writeDeadlineMs: o.writeDeadline,
             maxCmdTimeoutMs: o.maxCmdTimeout,
             authTimeoutMs: o.authTimeout,
           },

@@ -1,4 +1,4 @@
-/** The natsgate gateway: Deno.serve with WebSocket upgrades, sessions, NATS and the auth bucket.
+/** The natsgate gateway: our own HTTP/WebSocket transport, sessions, NATS and the auth bucket.
  * `Gateway.start()` returns a running server; `close()` shuts it down cleanly (1001 to clients).
  * @module */
 
@@ -27,8 +27,12 @@ import {
   type SubscriptionFactory,
 } from "./session.ts";
 import { SubjectHub } from "./subject_hub.ts";
-import { TlsFront } from "./tls_front.ts";
 import { validateBucketName } from "./subject.ts";
+import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "./transport/mod.ts";
+import { type Cidr, clientIp, parseCidr } from "./client_ip.ts";
+import { IpGate, type IpRefusal } from "./ip_gate.ts";
+import { overBudget } from "./backpressure.ts";
+import type { PendingBudget } from "./outbound.ts";
 
 /** Everything a gateway can be configured with; see {@link DEFAULT_LIMITS} for limit defaults. */
 export interface GatewayOptions {
@@ -74,9 +78,21 @@ export interface GatewayOptions {
   tls?: {
     certFile: string;
     keyFile: string;
-    /** Time for the handshake and first request head (default 10 s; slow-loris defence). */
-    headerTimeoutMs?: number;
   };
+  /** Time for the TLS handshake and the request head, on every listener (default 10 s). */
+  headerTimeoutMs?: number;
+  /** Open sockets on the listener; more are closed at once (default 50 000). */
+  maxConns?: number;
+  /** Open WebSocket connections per client address (default 1 000). */
+  maxConnsPerIp?: number;
+  /** Upgrades per second per client address, burst twice that (default 100). */
+  upgradeRatePerIp?: number;
+  /** Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the client (default: none). */
+  trustProxy?: string[];
+  /** Pending outbound bytes of all connections together (default 1 GiB). */
+  maxPendingTotal?: number;
+  /** After the gateway closes a WebSocket, the socket is torn down by then (default 5 s). */
+  closeTimeoutMs?: number;
   /** Extra HTTP routes tried before 404 (e.g. the console page). */
   httpHandler?: (
     req: Request,
@@ -101,8 +117,9 @@ export const DEFAULT_LIMITS: SessionLimits = Object.freeze({
   rate: 200,
   burst: 400,
   maxPendingCmds: 64,
-  maxPendingBytes: 1024 * 1024,
+  maxPendingBytes: 8 * 1024 * 1024,
   backpressureTimeoutMs: 250,
+  writeDeadlineMs: 5000,
   maxCmdTimeoutMs: 30000,
   authTimeoutMs: 5000,
 });
@@ -117,9 +134,13 @@ export class Gateway {
   readonly nc: NatsConnection;
   /** Logger. */
   readonly log: Logger;
-  #server: Deno.HttpServer<Deno.NetAddr>;
-  #front?: TlsFront;
+  #server: HttpServer;
   #tlsFiles?: { certFile: string; keyFile: string };
+  #ipGate: IpGate;
+  #trusted: Cidr[];
+  #budget: PendingBudget;
+  #budgetScheduled = false;
+  #sweepTimer: ReturnType<typeof setInterval>;
   #sessions = new Set<Session>();
   #userSlots = new Map<string, number>();
   #store: CapabilityStore;
@@ -138,10 +159,30 @@ export class Gateway {
     ownsNc: boolean;
     log: Logger;
     store: CapabilityStore;
-    server: (g: Gateway) => Deno.HttpServer<Deno.NetAddr>;
+    server: (g: Gateway) => HttpServer;
     wsPath: string;
     tlsFiles?: { certFile: string; keyFile: string };
+    opts: GatewayOptions;
+    limits: SessionLimits;
   }) {
+    const opts = init.opts;
+    this.#ipGate = new IpGate({
+      maxConnsPerIp: opts.maxConnsPerIp ?? 1000,
+      upgradeRatePerIp: opts.upgradeRatePerIp ?? 100,
+    });
+    this.#trusted = (opts.trustProxy ?? []).map(parseCidr);
+    this.#budget = {
+      counter: { bytes: 0 },
+      max: opts.maxPendingTotal ?? 1024 * 1024 * 1024,
+      onOver: () => {
+        if (this.#budgetScheduled) return;
+        this.#budgetScheduled = true;
+        queueMicrotask(() => {
+          this.#budgetScheduled = false;
+          this.#enforceBudget();
+        });
+      },
+    };
     this.#tlsFiles = init.tlsFiles;
     this.id = init.id;
     this.nc = init.nc;
@@ -153,7 +194,9 @@ export class Gateway {
       this.log.warn("NATS subscription error", { subject, error: err });
     });
     this.#metrics = new GatewayMetrics({
-      sessions: () => this.#sessions.size,
+      sessions: () => this.sessionCount,
+      sockets: () => this.#server?.connections ?? 0,
+      pendingBytes: () => this.#budget.counter.bytes,
       sessionsPerUser: () => this.#userSlots.values(),
       subscriptionsByKind: () => {
         const by: Record<string, number> = {};
@@ -174,7 +217,31 @@ export class Gateway {
     });
     this.#watchNatsStatus();
     this.#server = init.server(this);
-    this.addr = this.#front?.addr ?? this.#server.addr;
+    this.addr = this.#server.addr;
+    // Stalled readers are found by a sweep: nobody pushes to them, so no push notices.
+    const every = Math.max(50, Math.min(1000, init.limits.writeDeadlineMs / 5));
+    this.#sweepTimer = setInterval(() => this.#sweep(), every);
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const s of this.#sessions) s.checkPressure(now);
+    this.#ipGate.sweep(now);
+    if (this.#budget.counter.bytes > this.#budget.max) this.#enforceBudget();
+  }
+
+  /** Over the gateway's pending budget: cut the largest queues until it is met again. */
+  #enforceBudget(): void {
+    const sessions = [...this.#sessions].filter((s) => !s.closed).map((s) => ({
+      s,
+      pending: s.pendingBytes,
+    }));
+    const budget = this.#budget.max;
+    // The counter also holds sockets already closing; count those as cut already.
+    const closing = this.#budget.counter.bytes - sessions.reduce((n, x) => n + x.pending, 0);
+    for (const { s } of overBudget(sessions, Math.max(0, budget - Math.max(0, closing)))) {
+      s.cutForBudget();
+    }
   }
 
   /** Starts a gateway: connects NATS, opens the auth bucket, listens. */
@@ -218,7 +285,17 @@ export class Gateway {
         store,
         wsPath: opts.wsPath ?? "/ws",
         tlsFiles: opts.tls,
-        server: (g) => g.#listen(opts, limits, verify, runtime, tls),
+        opts,
+        limits,
+        server: (g) =>
+          HttpServer.listen({
+            hostname: opts.hostname ?? "0.0.0.0",
+            port: opts.port ?? 8080,
+            tls,
+            headerTimeoutMs: opts.headerTimeoutMs,
+            maxConns: opts.maxConns ?? 50_000,
+            onError: (err, where) => log.warn("transport error", { where, error: err }),
+          }, g.handler(opts, limits, verify, runtime)),
       });
       gw.#startControl();
       log.info("gateway listening", {
@@ -234,19 +311,22 @@ export class Gateway {
     }
   }
 
-  #listen(
+  /**
+   * The gateway's HTTP handler: the WebSocket path, health, readiness, metrics, then
+   * `httpHandler` (console), else 404. Built apart from listening, so any server can drive it.
+   */
+  handler(
     opts: GatewayOptions,
     limits: SessionLimits,
     verify: (t: string) => Promise<VerifiedToken>,
     runtime: GatewayRuntime,
-    tls: { cert: string; key: string } | undefined,
-  ): Deno.HttpServer<Deno.NetAddr> {
+  ): Handler {
     const cookieName = opts.authCookie ?? "natsgate_token";
     const allowedOrigins = opts.allowedOrigins ?? [];
     const maxConns = opts.maxConnsPerUser ?? 32;
     const context: SessionContext = {
       nc: this.nc,
-      hub: undefined as unknown as SubjectHub,
+      hub: this.#hub,
       store: this.#store,
       verify,
       limits,
@@ -274,20 +354,22 @@ export class Gateway {
       emit: (s, event, fields) => this.#emit(s, event, fields),
       kvSubscribe: opts.kvSubscribe?.(runtime),
       jsSubscribe: opts.jsSubscribe?.(runtime),
+      budget: this.#budget,
+      onCut: (reason) => this.#metrics.cut(reason),
+      onAbuse: (s) => {
+        const ms = this.#ipGate.penalize(s.meta.ip, performance.now());
+        this.log.info("client address penalised for abuse", { ip: s.meta.ip, ms });
+      },
     };
-    Object.defineProperty(context, "hub", { get: () => this.#hub });
-    const handler = async (
-      req: Request,
-      info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-    ): Promise<Response> => {
+    const closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    return async (req: Request, info: ConnInfo): Promise<Response> => {
       const url = new URL(req.url);
       if (url.pathname === this.#wsPath) {
-        // Read the peer address now: Deno refuses it once the handler has awaited.
-        const remote = this.#front?.remoteFor(info.remoteAddr.port) ?? _remote(info);
-        return await this.#upgrade(req, url, remote, context, {
+        return await this.#upgrade(req, url, info, context, {
           cookieName,
           allowedOrigins,
           verify,
+          closeTimeoutMs,
         });
       }
       if (url.pathname === "/healthz") return new Response("ok\n");
@@ -300,22 +382,6 @@ export class Gateway {
       if (extra) return extra;
       return new Response("not found\n", { status: 404 });
     };
-    const hostname = opts.hostname ?? "0.0.0.0";
-    const port = opts.port ?? 8080;
-    if (!tls) return Deno.serve({ hostname, port, onListen: () => {} }, handler);
-    // TLS: a TLS front on the public port pipes to a plain listener on loopback, so the
-    // certificate can be swapped without touching established connections.
-    const backend = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
-    try {
-      this.#front = new TlsFront(
-        { hostname, port, ...tls, headerTimeoutMs: opts.tls?.headerTimeoutMs },
-        backend.addr.port,
-      );
-    } catch (err) {
-      backend.shutdown();
-      throw err;
-    }
-    return backend;
   }
 
   /** Whether the gateway serves wss://. */
@@ -328,53 +394,105 @@ export class Gateway {
    * established ones are not touched. A pair that cannot be used throws and changes nothing.
    */
   async reloadTls(): Promise<void> {
-    if (!this.#tlsFiles || !this.#front || this.#closing) return;
+    if (!this.#tlsFiles || this.#closing) return;
     const tls = await _readTls(this.#tlsFiles);
-    await this.#front.reload(tls.cert, tls.key);
+    await this.#server.reloadTls(tls.cert, tls.key);
     this.log.info("TLS certificate reloaded", { cert: this.#tlsFiles.certFile });
   }
 
   async #upgrade(
     req: Request,
     url: URL,
-    remote: string,
+    info: ConnInfo,
     context: SessionContext,
     cfg: {
       cookieName: string;
       allowedOrigins: string[];
       verify: (t: string) => Promise<VerifiedToken>;
+      closeTimeoutMs: number;
     },
   ): Promise<Response> {
     if (this.#closing) return new Response("shutting down\n", { status: 503 });
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade\n", { status: 426 });
     }
+    const peer = info.remoteAddr;
+    const ip = clientIp(peer.hostname, req.headers, this.#trusted);
+    const remote = ip !== peer.hostname
+      ? ip
+      : ip.includes(":")
+      ? `[${ip}]:${peer.port}`
+      : `${ip}:${peer.port}`;
     if (!originAllowed(req.headers.get("origin"), cfg.allowedOrigins, req.headers.get("host"))) {
-      this.log.info("upgrade refused: origin not allowed", { origin: req.headers.get("origin") });
+      this.log.info("upgrade refused: origin not allowed", {
+        origin: req.headers.get("origin"),
+        remote,
+      });
       return new Response("origin not allowed\n", { status: 403 });
     }
-    const token = requestToken(req, url, cfg.cookieName);
-    let verified: VerifiedToken | undefined;
-    if (token !== undefined) {
-      try {
-        verified = await cfg.verify(token);
-      } catch (err) {
-        const reason = err instanceof GatewayError ? err.message : "invalid token";
-        this.log.info("upgrade refused: bad token", { reason, remote });
-        return new Response(`unauthorized: ${reason}\n`, { status: 401 });
+    // Admission before any token work or per-client state.
+    const refusal = this.#ipGate.admit(ip, performance.now());
+    if (refusal !== undefined) return this.#refuse(refusal, remote);
+    let admitted = true;
+    const releaseIp = () => {
+      if (admitted) this.#ipGate.release(ip);
+      admitted = false;
+    };
+    try {
+      const token = requestToken(req, url, cfg.cookieName);
+      let verified: VerifiedToken | undefined;
+      if (token !== undefined) {
+        try {
+          verified = await cfg.verify(token);
+        } catch (err) {
+          const reason = err instanceof GatewayError ? err.message : "invalid token";
+          this.log.info("upgrade refused: bad token", { reason, remote });
+          releaseIp();
+          return new Response(`unauthorized: ${reason}\n`, { status: 401 });
+        }
       }
+      // The request is consumed by the upgrade: read what the session needs first.
+      const userAgent = req.headers.get("user-agent") ?? undefined;
+      let up;
+      try {
+        up = upgradeWebSocket(req, {
+          pending: this.#budget.counter,
+          closeTimeoutMs: cfg.closeTimeoutMs,
+          idleTimeoutMs: 60_000,
+        });
+      } catch (err) {
+        releaseIp();
+        return new Response(`bad WebSocket handshake: ${(err as Error).message}\n`, {
+          status: 400,
+        });
+      }
+      const { socket, response } = up;
+      const session = new Session(socket, context, { remote, ip, userAgent });
+      this.#sessions.add(session);
+      this.#metrics.connection();
+      socket.onmessage = (text) => session.receive(text);
+      socket.onbinary = (bytes) => session.receive(bytes);
+      socket.onclose = (code, reason) => {
+        releaseIp();
+        session.socketClosed(code, reason);
+      };
+      session.start(verified);
+      return response;
+    } catch (err) {
+      releaseIp();
+      throw err;
     }
-    // The request is consumed by the upgrade: read what the session needs first.
-    const userAgent = req.headers.get("user-agent") ?? undefined;
-    const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 60 });
-    const session = new Session(socket, context, { remote, userAgent });
-    this.#sessions.add(session);
-    this.#metrics.connection();
-    socket.onopen = () => session.start(verified);
-    socket.onmessage = (e) => session.receive(e.data);
-    socket.onclose = (e) => session.socketClosed(e.code, e.reason);
-    socket.onerror = () => {};
-    return response;
+  }
+
+  #refuse(refusal: IpRefusal, remote: string): Response {
+    this.#metrics.refused(refusal);
+    this.log.info("upgrade refused", { reason: refusal, remote });
+    const text = refusal === "conns_per_ip"
+      ? "too many connections from this address"
+      : refusal === "upgrade_rate"
+      ? "too many connection attempts from this address"
+      : "refused for a while after abuse from this address";
+    return new Response(`${text}\n`, { status: 429, headers: { "retry-after": "1" } });
   }
 
   /** Probe result, shared by `/readyz` requests within a second of each other. */
@@ -490,11 +608,11 @@ export class Gateway {
     void CONTROL_PREFIX;
   }
 
-  /** Sessions on this gateway, optionally of one user. */
+  /** Open sessions on this gateway (closing ones left out), optionally of one user. */
   sessions(user?: string): SessionInfo[] {
     const out: SessionInfo[] = [];
     for (const s of this.#sessions) {
-      if (user !== undefined && s.user !== user) continue;
+      if (s.closed || (user !== undefined && s.user !== user)) continue;
       const stats = s.outStats;
       out.push({
         id: s.id,
@@ -513,9 +631,16 @@ export class Gateway {
     return out;
   }
 
-  /** Number of open sessions. */
+  /** Number of open sessions (a closing one counts until it is closed, not until its socket is gone). */
   get sessionCount(): number {
-    return this.#sessions.size;
+    let n = 0;
+    for (const s of this.#sessions) if (!s.closed) n++;
+    return n;
+  }
+
+  /** Open TCP sockets on the listener, closing ones included. */
+  get socketCount(): number {
+    return this.#server.connections;
   }
 
   /** Number of NATS subscriptions held for clients (shared per subject). */
@@ -563,10 +688,10 @@ export class Gateway {
           // ignore
         }
       }
+      clearInterval(this.#sweepTimer);
       this.#hub.close();
       this.#store.close();
-      this.#front?.close();
-      await Promise.race([this.#server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
+      await this.#server.close();
       if (this.#ownsNc && !this.nc.isClosed()) await this.nc.drain().catch(() => {});
       this.log.info("gateway stopped", { id: this.id });
     })();
@@ -576,9 +701,4 @@ export class Gateway {
 
 async function _readTls(f: { certFile: string; keyFile: string }) {
   return { cert: await Deno.readTextFile(f.certFile), key: await Deno.readTextFile(f.keyFile) };
-}
-
-function _remote(info: Deno.ServeHandlerInfo<Deno.NetAddr>): string {
-  const a = info.remoteAddr;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }

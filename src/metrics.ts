@@ -3,11 +3,19 @@
  * @module */
 
 import client from "prom-client";
+import { CUT_REASONS, type CutReason } from "./backpressure.ts";
+import type { IpRefusal } from "./ip_gate.ts";
+
+const _REFUSALS: readonly IpRefusal[] = ["conns_per_ip", "upgrade_rate", "penalty"];
 
 /** Live figures the registry reads at scrape time. */
 export interface MetricsSource {
   /** Open sessions. */
   sessions(): number;
+  /** Open TCP sockets, closing ones included. */
+  sockets(): number;
+  /** Pending outbound bytes of every connection (gateway queues plus sockets). */
+  pendingBytes(): number;
   /** Sessions per connected user. */
   sessionsPerUser(): Iterable<number>;
   /** Live subscriptions by kind. */
@@ -29,6 +37,8 @@ export class GatewayMetrics {
   readonly #revocations: client.Counter;
   readonly #natsReconnects: client.Counter;
   readonly #cmdSeconds: client.Histogram<"outcome">;
+  readonly #cuts: client.Counter<"reason">;
+  readonly #refusals: client.Counter<"reason">;
 
   /** Creates the registry; `source` is read on every scrape. */
   constructor(source: MetricsSource) {
@@ -42,6 +52,40 @@ export class GatewayMetrics {
         this.set(source.sessions());
       },
     });
+    new client.Gauge({
+      name: "natsgate_sockets",
+      help: "Open TCP sockets on the listener, closing ones included.",
+      registers,
+      collect() {
+        this.set(source.sockets());
+      },
+    });
+    new client.Gauge({
+      name: "natsgate_pending_bytes",
+      help:
+        "Outbound bytes accepted for clients and not yet written to the kernel, all connections.",
+      registers,
+      collect() {
+        this.set(source.pendingBytes());
+      },
+    });
+    this.#cuts = new client.Counter({
+      name: "natsgate_backpressure_cuts_total",
+      help: "Connections cut for backpressure (close 4008), by reason: over_limit (over twice " +
+        "--max-pending-bytes), slow (over it for --backpressure-timeout-ms), stalled (nothing " +
+        "drained for --write-deadline), budget (--max-pending-total, largest first).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    for (const reason of CUT_REASONS) this.#cuts.inc({ reason }, 0);
+    this.#refusals = new client.Counter({
+      name: "natsgate_upgrade_refusals_total",
+      help:
+        "Upgrades refused with HTTP 429 by client address: conns_per_ip, upgrade_rate, penalty.",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    for (const reason of _REFUSALS) this.#refusals.inc({ reason }, 0);
     this.#connectionsTotal = new client.Counter({
       name: "natsgate_connections_total",
       help: "Client connections accepted.",
@@ -140,6 +184,16 @@ export class GatewayMetrics {
   /** Counts a close with its code. */
   closed(code: number): void {
     this.#closes.inc({ code: String(code) });
+  }
+
+  /** Counts a backpressure cut. */
+  cut(reason: CutReason): void {
+    this.#cuts.inc({ reason });
+  }
+
+  /** Counts an upgrade refused by admission. */
+  refused(reason: IpRefusal): void {
+    this.#refusals.inc({ reason });
   }
 
   /** Counts a denial. */

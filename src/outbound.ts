@@ -2,24 +2,36 @@
  * Everything queued in one task goes out as one frame once that task's microtasks settle.
  * @module */
 
+import { type CutReason, type PressureLimits, pressureVerdict } from "./backpressure.ts";
+
 /** The part of a WebSocket the queue needs. */
 export interface FrameSink {
   /** Sends one text frame. */
   send(data: string): void;
-  /** Bytes accepted by `send` but not yet written to the network. */
-  readonly bufferedAmount: number;
+  /** Bytes accepted by `send` and not yet accepted by the kernel (exact, synchronous). */
+  readonly pendingBytes: number;
+  /** `performance.now()` of the last write that the kernel accepted bytes of. */
+  readonly lastProgressAt: number;
+}
+
+/** A gateway-wide budget of pending bytes, shared by every queue. */
+export interface PendingBudget {
+  /** Pending bytes of every connection's socket (the transport keeps it exact). */
+  readonly counter: { bytes: number };
+  /** The budget (`--max-pending-total`). */
+  readonly max: number;
+  /** Called when a push finds the total over budget; the owner cuts the largest queues. */
+  onOver(): void;
 }
 
 /** Options of {@link OutboundQueue}. */
-export interface OutboundOptions {
-  /** The queue is full above this many pending bytes (queued + socket buffer). */
-  maxPendingBytes: number;
-  /** How long the queue may stay full before `onBackpressure` is called. */
-  backpressureTimeoutMs: number;
-  /** Called once when the client is too slow; the owner closes the session (4008). */
-  onBackpressure: () => void;
+export interface OutboundOptions extends PressureLimits {
+  /** Called once when the client must be cut (PROTOCOL.md section 6); the owner closes it (4008). */
+  onBackpressure: (reason: CutReason) => void;
   /** Largest frame the queue builds when coalescing (a single larger envelope still goes alone). */
   maxFrameBytes?: number;
+  /** The gateway-wide budget, if any. */
+  budget?: PendingBudget;
 }
 
 /**
@@ -30,9 +42,11 @@ export interface OutboundOptions {
 const _SETTLE_TICKS = 8;
 
 /**
- * A bounded outbound queue. Envelopes are never dropped silently: above `maxPendingBytes` the
- * queue counts as full, and a client whose queue stays full for `backpressureTimeoutMs`, or grows
- * to twice the bound, is cut off through `onBackpressure`.
+ * A bounded outbound queue. Envelopes are never dropped silently: a client whose pending bytes
+ * stay above `maxPendingBytes` for `backpressureTimeoutMs`, grow past twice the bound, or drain
+ * nothing for `writeDeadlineMs` is cut off through `onBackpressure` ({@link pressureVerdict}).
+ * Progress is what the kernel accepted, so a reader that keeps draining is never cut under the
+ * bound, however bursty the traffic.
  */
 export class OutboundQueue {
   #sink: FrameSink;
@@ -44,6 +58,10 @@ export class OutboundQueue {
   #pushed = false;
   #idleTicks = 0;
   #fullTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Since when pending bytes have been above the bound. */
+  #overSince: number | undefined;
+  /** When pending bytes last rose from zero. */
+  #busySince = 0;
   #closed = false;
   #maxFrame: number;
   /** Envelopes sent (counted at flush). */
@@ -60,18 +78,15 @@ export class OutboundQueue {
 
   /** Bytes waiting in this queue and in the socket. */
   get pendingBytes(): number {
-    let buffered = 0;
-    try {
-      buffered = this.#sink.bufferedAmount;
-    } catch {
-      // socket gone
-    }
-    return this.#queuedBytes + buffered;
+    return this.#queuedBytes + this.#sink.pendingBytes;
   }
 
   /** Queues one serialised envelope. Returns false when the queue is closed or overflowing. */
   push(envelope: string): boolean {
     if (this.#closed) return false;
+    if (this.#queuedBytes === 0 && this.#sink.pendingBytes === 0) {
+      this.#busySince = performance.now(); // the stall clock starts when data starts to wait
+    }
     this.#parts.push(envelope);
     this.#queuedBytes += envelope.length + 1;
     if (!this.#scheduled) {
@@ -84,14 +99,6 @@ export class OutboundQueue {
       if (this.#queuedBytes >= this.#maxFrame) this.flush(); // a full frame: no reason to hold it
     }
     return this.#checkPressure();
-  }
-
-  /** Queues an envelope and flushes now (used right before closing). */
-  pushNow(envelope: string): void {
-    if (this.#closed) return;
-    this.#parts.push(envelope);
-    this.#queuedBytes += envelope.length + 1;
-    this.flush();
   }
 
   #flushTask = () => {
@@ -147,27 +154,50 @@ export class OutboundQueue {
   }
 
   #checkPressure(): boolean {
+    const budget = this.#opts.budget;
+    if (budget !== undefined && budget.counter.bytes > budget.max) budget.onOver();
     const pending = this.pendingBytes;
     const max = this.#opts.maxPendingBytes;
-    if (pending <= max) return true;
+    if (pending <= max) {
+      this.#overSince = undefined;
+      return true;
+    }
     if (pending > 2 * max) {
-      this.#overflow();
+      this.#cut("over_limit");
       return false;
     }
     if (this.#fullTimer === undefined) {
+      this.#overSince ??= performance.now();
       this.#fullTimer = setTimeout(() => {
         this.#fullTimer = undefined;
-        if (this.#closed) return;
-        if (this.pendingBytes > max) this.#overflow();
+        this.check(performance.now());
       }, this.#opts.backpressureTimeoutMs);
     }
-    return true;
+    return !this.#closed;
   }
 
-  #overflow(): void {
+  /**
+   * Applies the backpressure rule at `now` and cuts the client if it says so; the gateway calls
+   * this periodically to catch stalled readers that nobody pushes to. Returns the cut reason.
+   */
+  check(now: number): CutReason | undefined {
+    if (this.#closed) return undefined;
+    const pending = this.pendingBytes;
+    if (pending <= this.#opts.maxPendingBytes) this.#overSince = undefined;
+    const reason = pressureVerdict({
+      pending,
+      overSince: this.#overSince,
+      progressAt: Math.max(this.#sink.lastProgressAt, this.#busySince),
+      now,
+    }, this.#opts);
+    if (reason !== undefined) this.#cut(reason);
+    return reason;
+  }
+
+  #cut(reason: CutReason): void {
     if (this.#closed) return;
     this.close();
-    this.#opts.onBackpressure();
+    this.#opts.onBackpressure(reason);
   }
 
   /** Stops the queue: drops what is queued, clears timers. */

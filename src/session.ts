@@ -27,7 +27,8 @@ import {
   toGatewayError,
 } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import { OutboundQueue } from "./outbound.ts";
+import { OutboundQueue, type PendingBudget } from "./outbound.ts";
+import type { CutReason } from "./backpressure.ts";
 import { renderPayload } from "./payload.ts";
 import { TokenBucket } from "./rate_limit.ts";
 import type { CoreListener, SubjectHub } from "./subject_hub.ts";
@@ -47,10 +48,12 @@ export interface SessionLimits {
   burst: number;
   /** Pending `cmd`s per connection. */
   maxPendingCmds: number;
-  /** Outbound queue bound in bytes. */
+  /** Pending outbound bytes a connection may hold (gateway queue plus socket). */
   maxPendingBytes: number;
-  /** How long the outbound queue may stay full. */
+  /** How long pending bytes may stay above `maxPendingBytes`. */
   backpressureTimeoutMs: number;
+  /** How long a connection with pending bytes may drain nothing before it is cut. */
+  writeDeadlineMs: number;
   /** Upper bound of a `cmd` timeout. */
   maxCmdTimeoutMs: number;
   /** Time allowed for the first `auth` frame when the upgrade carried no token. */
@@ -140,25 +143,45 @@ export interface SessionContext {
   kvSubscribe?: SubscriptionFactory;
   /** `js_sub` support, when available. */
   jsSubscribe?: SubscriptionFactory;
+  /** The gateway-wide pending budget, if any. */
+  budget?: PendingBudget;
+  /** Called when the session is cut for backpressure (metrics, per reason). */
+  onCut?(reason: CutReason): void;
+  /** Called when the session is closed for sustained abuse (rate limit): admission penalty. */
+  onAbuse?(session: Session): void;
 }
 
 /** Connection facts recorded for `sessions list`. */
 export interface SessionMeta {
-  /** Remote address `ip:port`. */
+  /** Remote address `ip:port` (the address alone when a trusted proxy named it). */
   remote: string;
+  /** The client address admission counts by (the peer, or what a trusted proxy said). */
+  ip: string;
   /** The client's User-Agent, if any. */
   userAgent?: string;
 }
 
-/** The part of a server-side WebSocket a session uses. */
+/** The part of a server-side WebSocket a session uses (see `src/transport/`). */
 export interface SessionSocket {
   /** Sends a text frame. */
   send(data: string): void;
-  /** Closes the socket. */
+  /**
+   * Closes: what is queued is still written, then the close frame; the socket is torn down
+   * within the transport's close timeout whatever the peer does.
+   */
   close(code?: number, reason?: string): void;
-  /** Bytes not yet written. */
-  readonly bufferedAmount: number;
+  /** Closes at once for a slow reader: queued data is dropped, `last` and the close frame go. */
+  cut(code: number, reason: string, last?: string): void;
+  /** Bytes accepted by `send` and not yet accepted by the kernel. */
+  readonly pendingBytes: number;
+  /** `performance.now()` of the last write the kernel accepted bytes of. */
+  readonly lastProgressAt: number;
+  /** Largest inbound message the socket accepts (smaller before authentication). */
+  maxMessageBytes: number;
 }
+
+/** Largest inbound message before authentication: an `auth` frame with a token of 8 KiB fits. */
+export const UNAUTHENTICATED_MAX_MESSAGE_BYTES = 16 * 1024;
 
 type _State = "unauthenticated" | "authenticating" | "open" | "closed";
 
@@ -248,8 +271,11 @@ export class Session {
     this.#out = new OutboundQueue(ws, {
       maxPendingBytes: limits.maxPendingBytes,
       backpressureTimeoutMs: limits.backpressureTimeoutMs,
-      onBackpressure: () => this.#onBackpressure(),
+      writeDeadlineMs: limits.writeDeadlineMs,
+      budget: context.budget,
+      onBackpressure: (reason) => this.#onBackpressure(reason),
     });
+    ws.maxMessageBytes = Math.min(UNAUTHENTICATED_MAX_MESSAGE_BYTES, limits.maxFrameBytes);
     this.#bucket = new TokenBucket(limits.rate, limits.burst, performance.now());
   }
 
@@ -300,6 +326,21 @@ export class Session {
     if (!this.#out.push(envelope)) return false;
     this.msgsOut++;
     return true;
+  }
+
+  /** Pending outbound bytes (gateway queue plus socket). */
+  get pendingBytes(): number {
+    return this.#out.pendingBytes;
+  }
+
+  /** Applies the backpressure rule now (the gateway's sweep; catches stalled readers). */
+  checkPressure(now: number): CutReason | undefined {
+    return this.#out.check(now);
+  }
+
+  /** Cuts the session because the gateway's pending budget is exhausted (largest queues first). */
+  cutForBudget(): void {
+    this.#onBackpressure("budget");
   }
 
   /** Whether the outbound queue holds more than its bound (a queue group skips this member). */
@@ -353,6 +394,7 @@ export class Session {
     this.#fail(new GatewayError("limit_exceeded", "rate limit exceeded"), ctx);
     if (verdict === "sustained") {
       this.context.emit(this, "limit", { limit: "rate" });
+      this.context.onAbuse?.(this);
       this.close(CloseCode.RATE_LIMIT, "rate limit");
     }
     return true;
@@ -457,6 +499,7 @@ export class Session {
       }
       this.#caps = caps;
       this.#state = "open";
+      this.#ws.maxMessageBytes = this.context.limits.maxFrameBytes;
       this.#setExpiry(v.exp);
       if (env?.inbox !== undefined) this.send(_reply(env, { user: v.user, exp: v.exp }));
       this.send(this.#capUpdate(caps.doc, []));
@@ -739,49 +782,85 @@ export class Session {
     if (gerr.close !== undefined) this.close(gerr.close, gerr.message);
   }
 
-  #onBackpressure(): void {
+  #onBackpressure(reason: CutReason): void {
     if (this.#state === "closed") return;
-    this.context.emit(this, "backpressure", { pending: this.#out.pendingBytes });
-    this.context.log.info("slow client cut off", { session: this.id, user: this.user });
-    // Best effort: the error frame goes straight to the socket, past the full queue.
-    try {
-      this.#ws.send(
+    const pending = this.#out.pendingBytes;
+    this.#out.close();
+    this.context.onCut?.(reason);
+    this.context.emit(this, "backpressure", { pending, reason });
+    this.context.log.info("slow client cut off", {
+      session: this.id,
+      user: this.user,
+      remote: this.meta.remote,
+      reason,
+      pending,
+    });
+    // What was queued for this client is dropped (it is disconnected, so nothing is lost
+    // silently); the error frame and the close frame still go, best effort.
+    this.#closeWith(CloseCode.BACKPRESSURE, "backpressure", {}, () => {
+      this.#ws.cut(
+        CloseCode.BACKPRESSURE,
+        "backpressure",
         errorEnvelope(new GatewayError("backpressure", "client too slow"), {}),
       );
-    } catch {
-      // ignore
-    }
-    this.close(CloseCode.BACKPRESSURE, "backpressure");
+    });
   }
 
-  /** Closes the session and its socket, releasing every resource; `fields` go into the disconnect event. Idempotent. */
+  /**
+   * Closes the session and its socket, releasing subscriptions, timers and listeners at once;
+   * `fields` go into the disconnect event. The user's connection slot is given back when the
+   * socket is gone ({@link Session.socketClosed}), bounded by the transport's close timeout.
+   * Idempotent.
+   */
   close(code: number = 1000, reason = "", fields?: Record<string, unknown>): void {
+    this.#closeWith(code, reason, fields ?? {}, () => {
+      this.#out.flush();
+      this.#out.close();
+      this.#ws.close(code, reason.slice(0, 120));
+    });
+  }
+
+  #closeWith(
+    code: number,
+    reason: string,
+    fields: Record<string, unknown>,
+    closeSocket: () => void,
+  ): void {
     if (this.#state === "closed") return;
     const wasOpen = this.#state === "open";
     this.#state = "closed";
-    this.#out.flush();
-    this.#out.close();
     this.#release();
     try {
-      this.#ws.close(code, reason.slice(0, 120));
+      closeSocket();
     } catch {
       // already closed
     }
     if (wasOpen || this.user !== undefined) {
       this.context.emit(this, "disconnect", { code, reason, ...fields });
     }
-    this.context.onClosed(this);
   }
 
-  /** Called when the socket closed from the other side. */
+  #socketGone = false;
+
+  /**
+   * Called exactly once when the TCP socket is gone (closed by either side, or torn down after
+   * the close timeout). Gives the user slot back and leaves the gateway.
+   */
   socketClosed(code: number, reason: string): void {
-    if (this.#state === "closed") return;
-    const wasOpen = this.#state === "open";
-    this.#state = "closed";
-    this.#out.close();
-    this.#release();
-    if (wasOpen || this.user !== undefined) {
-      this.context.emit(this, "disconnect", { code, reason, by: "client" });
+    if (this.#socketGone) return;
+    this.#socketGone = true;
+    if (this.#state !== "closed") {
+      const wasOpen = this.#state === "open";
+      this.#state = "closed";
+      this.#out.close();
+      this.#release();
+      if (wasOpen || this.user !== undefined) {
+        this.context.emit(this, "disconnect", { code, reason, by: "client" });
+      }
+    }
+    if (this.#holdsSlot) {
+      this.#holdsSlot = false;
+      this.context.releaseUserSlot(this.user!);
     }
     this.context.onClosed(this);
   }
@@ -794,10 +873,6 @@ export class Session {
     this.#subs.clear();
     this.#backlog = [];
     if (this.user !== undefined) this.context.store.release(this.user, this.#capListener);
-    if (this.#holdsSlot) {
-      this.#holdsSlot = false;
-      this.context.releaseUserSlot(this.user!);
-    }
   }
 }
 

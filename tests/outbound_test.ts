@@ -3,17 +3,19 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { OutboundQueue } from "../src/outbound.ts";
+import { type FrameSink, OutboundQueue } from "../src/outbound.ts";
+import type { CutReason } from "../src/backpressure.ts";
+import { HttpServer, upgradeWebSocket, type WsConnection } from "../src/transport/mod.ts";
 import { waitFor } from "./_harness.ts";
 
 /** A server-side WebSocket (the queue's sink) and a client recording the frames it receives. */
 async function socketPair(): Promise<
-  { server: WebSocket; frames: string[]; [Symbol.asyncDispose]: () => Promise<void> }
+  { server: WsConnection; frames: string[]; [Symbol.asyncDispose]: () => Promise<void> }
 > {
-  let server!: WebSocket;
+  let server!: WsConnection;
   const opened = Promise.withResolvers<void>();
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const up = Deno.upgradeWebSocket(req);
+  const http = HttpServer.listen({ hostname: "127.0.0.1", port: 0 }, (req) => {
+    const up = upgradeWebSocket(req);
     server = up.socket;
     server.onopen = () => opened.resolve();
     return up.response;
@@ -29,20 +31,24 @@ async function socketPair(): Promise<
       const closed = new Promise((r) => client.onclose = r);
       client.close();
       await closed;
-      await http.shutdown();
+      await http.close();
     },
   };
 }
 
-function queue(server: WebSocket, opts: { maxFrameBytes?: number; maxPendingBytes?: number } = {}) {
-  let cut = 0;
+function queue(
+  server: FrameSink,
+  opts: { maxFrameBytes?: number; maxPendingBytes?: number; writeDeadlineMs?: number } = {},
+) {
+  const cuts: CutReason[] = [];
   const q = new OutboundQueue(server, {
     maxPendingBytes: opts.maxPendingBytes ?? 1 << 20,
     backpressureTimeoutMs: 250,
-    onBackpressure: () => cut++,
+    writeDeadlineMs: opts.writeDeadlineMs ?? 5000,
+    onBackpressure: (reason) => cuts.push(reason),
     maxFrameBytes: opts.maxFrameBytes,
   });
-  return { q, cut: () => cut };
+  return { q, cut: () => cuts.length, cuts };
 }
 
 const env = (i: number) => `{"op":"msg","n":${i}}`;
@@ -77,15 +83,14 @@ Deno.test("outbound: a lone envelope is sent before the next task runs (no timer
       sent++;
       p.server.send(data);
     },
-    get bufferedAmount() {
-      return p.server.bufferedAmount;
+    get pendingBytes() {
+      return p.server.pendingBytes;
+    },
+    get lastProgressAt() {
+      return p.server.lastProgressAt;
     },
   };
-  const q = new OutboundQueue(sink, {
-    maxPendingBytes: 1 << 20,
-    backpressureTimeoutMs: 250,
-    onBackpressure: () => {},
-  });
+  const { q } = queue(sink);
   q.push(env(1));
   assert.equal(sent, 0, "not synchronously: more may follow in this task");
   await new Promise((r) => setTimeout(r, 0));
@@ -107,10 +112,80 @@ Deno.test("outbound: frames stay under maxFrameBytes; a larger envelope goes alo
 
 Deno.test("outbound: a reader that falls twice the bound behind is cut off", async () => {
   await using p = await socketPair();
-  const { q, cut } = queue(p.server, { maxPendingBytes: 10_000 });
+  const { q, cut, cuts } = queue(p.server, { maxPendingBytes: 10_000 });
   let accepted = true;
   for (let i = 0; i < 1000 && accepted; i++) accepted = q.push(env(i) + "x".repeat(100));
   assert.equal(accepted, false, "push reports the overflow");
   assert.equal(cut(), 1, "onBackpressure called once");
+  assert.deepEqual(cuts, ["over_limit"]);
   assert.equal(q.push(env(0)), false, "a closed queue takes nothing");
+});
+
+/** A WebSocket whose client performs the upgrade and then never reads. */
+async function stalledPair(): Promise<
+  { server: WsConnection; raw: Deno.TcpConn; [Symbol.asyncDispose]: () => Promise<void> }
+> {
+  let server!: WsConnection;
+  const opened = Promise.withResolvers<void>();
+  const http = HttpServer.listen({ hostname: "127.0.0.1", port: 0 }, (req) => {
+    const up = upgradeWebSocket(req);
+    server = up.socket;
+    server.onopen = () => opened.resolve();
+    return up.response;
+  });
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port: http.addr.port });
+  await raw.write(new TextEncoder().encode(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  await opened.promise;
+  return {
+    server,
+    raw,
+    async [Symbol.asyncDispose]() {
+      raw.close();
+      await http.close();
+    },
+  };
+}
+
+Deno.test("outbound: a reader that drains nothing for the write deadline is cut as stalled", async () => {
+  await using p = await stalledPair();
+  const { q, cuts } = queue(p.server, { maxPendingBytes: 64 << 20, writeDeadlineMs: 200 });
+  const chunk = env(0) + "x".repeat(16 * 1024);
+  // Fill the kernel buffers until the socket stops taking bytes (pending stays above zero).
+  let pushed = 0;
+  await waitFor(
+    async () => {
+      for (let i = 0; i < 64; i++) q.push(chunk);
+      pushed += 64;
+      await new Promise((r) => setTimeout(r, 0));
+      return p.server.pendingBytes > 0 && performance.now() - p.server.lastProgressAt > 20;
+    },
+    10_000,
+    "kernel buffers full",
+  );
+  assert.ok(pushed * chunk.length < 64 << 20, "still far under the per-connection bound");
+  assert.equal(cuts.length, 0, "not cut while under the bound and recently drained");
+  await waitFor(() => q.check(performance.now()) !== undefined, 10_000, "cut by the deadline");
+  assert.deepEqual(cuts, ["stalled"]);
+});
+
+Deno.test("outbound: a queue that stays over its bound for the timeout is cut as slow", async () => {
+  await using p = await stalledPair();
+  const { q, cuts } = queue(p.server, { maxPendingBytes: 256 * 1024 });
+  const chunk = env(0) + "y".repeat(8 * 1024);
+  // Over the bound but under twice it: only the 250 ms rule can cut.
+  await waitFor(
+    async () => {
+      q.push(chunk);
+      await new Promise((r) => setTimeout(r, 0));
+      return q.pendingBytes > 256 * 1024;
+    },
+    10_000,
+    "over the bound",
+  );
+  assert.ok(q.pendingBytes <= 512 * 1024, "not over twice the bound");
+  await waitFor(() => cuts.length > 0, 10_000, "cut after the timeout");
+  assert.deepEqual(cuts, ["slow"]);
 });

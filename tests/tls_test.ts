@@ -155,7 +155,8 @@ Deno.test("tls: a client that never finishes its request head is closed at the d
     await _leaf(dir, "ca", "server");
     await using stack = await Stack.start({
       gateway: {
-        tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key`, headerTimeoutMs: 300 },
+        tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key` },
+        headerTimeoutMs: 300,
       },
     });
     const port = stack.gateway.addr.port;

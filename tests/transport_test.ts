@@ -263,7 +263,7 @@ Deno.test("transport: ping is answered with pong; binary reaches onbinary", asyn
 });
 
 Deno.test("transport: unfinished fragments are closed with 1009 at the size limit", async () => {
-  const { server, closes } = _server({ maxMessageBytes: 1000 });
+  const { server, closes } = _server({ maxMessageBytes: 1000, closeTimeoutMs: 300 });
   const raw = await RawWs.open(server.addr.port);
   try {
     await raw.send(Opcode.TEXT, "a".repeat(400), false);
@@ -397,7 +397,7 @@ Deno.test("transport: a stalled reader: bytesWritten stops, then catches up exac
   }
 });
 
-Deno.test("transport: close() drops queued frames and releases the shared counter", async () => {
+Deno.test("transport: cut() drops queued frames and releases the shared counter", async () => {
   const shared = { bytes: 0 };
   const { server, sockets, closes } = _server({ pending: shared, closeTimeoutMs: 300 });
   const raw = await RawWs.open(server.addr.port);
@@ -405,8 +405,8 @@ Deno.test("transport: close() drops queued frames and releases the shared counte
     const ws = sockets[0];
     for (let i = 0; i < 256; i++) ws.send("q".repeat(64 * 1024 - 4));
     await waitFor(() => ws.bytesWritten > 0, 5000, "writing");
-    ws.close(4008, "backpressure");
-    assert.ok(ws.pendingBytes < 256 * 64 * 1024, "queued frames were dropped");
+    ws.cut(4008, "backpressure", "last words");
+    assert.ok(ws.pendingBytes < 2 * 64 * 1024, "queued frames were dropped");
     assert.equal(shared.bytes, ws.pendingBytes);
     await waitFor(() => closes.length === 1, 5000, "aborted after closeTimeoutMs");
     assert.equal(ws.pendingBytes, 0);
@@ -599,4 +599,25 @@ Deno.test("transport: EMFILE does not end the accept loop (plain)", async () => 
 
 Deno.test("transport: EMFILE does not end the accept loop (TLS)", async () => {
   await _emfile(await _tls());
+});
+
+Deno.test("transport: close() still writes what is queued, then the close frame", async () => {
+  const { server, sockets, closes } = _server({ closeTimeoutMs: 5000 });
+  const raw = await RawWs.open(server.addr.port);
+  try {
+    const ws = sockets[0];
+    for (let i = 0; i < 50; i++) ws.send(`m${i}`);
+    ws.close(4001, "unauthorized");
+    ws.send("after close"); // ignored
+    for (let i = 0; i < 50; i++) {
+      assert.equal(td.decode((await raw.frame())!.payload), `m${i}`);
+    }
+    assert.equal(await raw.closeCode(), 4001);
+    raw.close();
+    await waitFor(() => closes.length === 1, 5000, "server onclose");
+    assert.equal(server.connections, 0);
+  } finally {
+    raw.close();
+    await server.close();
+  }
 });

@@ -82,7 +82,6 @@ export class WsConnection {
   // close state
   #closing = false; // our close frame is queued (or the peer's close was answered)
   #closeFlushed = false; // our close frame has been written
-  #failing = false; // protocol error: no close frame will be read back
   #peerClose?: { code: number; reason: string };
   #gone = false;
   #closeTimer?: ReturnType<typeof setTimeout>;
@@ -99,10 +98,7 @@ export class WsConnection {
     this.#decoder = new FrameDecoder({
       message: (op, payload) => this.#onMessage(op, payload),
       control: (op, payload) => this.#onControl(op, payload),
-      error: (code, reason) => {
-        this.#failing = true;
-        this.close(code, reason);
-      },
+      error: (code, reason) => this.close(code, reason),
     }, { maxMessageBytes: opts.maxMessageBytes, maxFragments: opts.maxFragments });
   }
 
@@ -141,15 +137,28 @@ export class WsConnection {
   }
 
   /**
-   * Starts the closing handshake: queued data not yet being written is dropped, a close frame is
-   * queued, no more messages are delivered, and the socket is aborted after `closeTimeoutMs`
-   * whatever the peer does. Idempotent.
+   * Starts the closing handshake: what is queued is still written, then the close frame; no more
+   * messages are delivered, and the socket is aborted after `closeTimeoutMs` whatever the peer
+   * does (so a peer that stops reading cannot hold it). Idempotent.
    */
   close(code: number = WsClose.NORMAL, reason = ""): void {
+    this.#startClose(code, reason, false, undefined);
+  }
+
+  /**
+   * Closes at once for a reader that fell behind: queued data not yet being written is dropped,
+   * then `last` (if any) and the close frame are queued; aborted after `closeTimeoutMs`.
+   */
+  cut(code: number, reason: string, last?: string): void {
+    this.#startClose(code, reason, true, last);
+  }
+
+  #startClose(code: number, reason: string, drop: boolean, last: string | undefined): void {
     if (this.#closing || this.#gone) return;
+    if (drop) this.#dropQueued();
+    if (last !== undefined) this.#enqueue(encodeText(last), false);
     this.#closing = true;
-    this.#dropQueued();
-    this.#enqueue(encodeClose(code, reason), true);
+    this.#enqueue(encodeClose(code, reason), false);
     this.#closeTimer = setTimeout(() => this.abort(), this.#closeTimeoutMs);
   }
 
@@ -217,7 +226,6 @@ export class WsConnection {
       try {
         text = _utf8.decode(payload);
       } catch {
-        this.#failing = true;
         return this.close(WsClose.INVALID_DATA, "invalid UTF-8");
       }
       this.#deliver(() => this.onmessage?.(text));
@@ -263,7 +271,6 @@ export class WsConnection {
     this.#dropQueued();
     const echo = bad ? bad[0] : code === WsClose.NO_STATUS ? WsClose.NORMAL : code;
     this.#enqueue(encodeClose(echo, bad ? bad[1] : ""), true);
-    this.#failing = true; // the peer is done: close TCP as soon as the echo is out
     this.#closeTimer = setTimeout(() => this.abort(), this.#closeTimeoutMs);
   }
 
@@ -367,7 +374,16 @@ export class WsConnection {
       this.#inflight--;
       if (this.#closing && q.length === 0 && frame[0] === (0x80 | Opcode.CLOSE)) {
         this.#closeFlushed = true;
-        if (this.#peerClose || this.#failing) return this.#teardown();
+        // The peer has closed too: the handshake is complete and nothing more will arrive.
+        if (this.#peerClose) return this.#teardown();
+        // Otherwise say we are done writing (FIN) and keep reading until the peer's close or
+        // EOF: closing while its data is still arriving would reset the connection and lose the
+        // close frame on its side. The close timeout bounds the wait.
+        try {
+          this.#conn?.closeWrite();
+        } catch {
+          // already shut
+        }
       }
     }
     this.#inflight = 0; // the next batch is computed afresh
