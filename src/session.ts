@@ -17,19 +17,21 @@ import {
   type HeaderMap,
   isFailure,
   isObject,
-  parseFrame,
+  parseFrameLimited,
 } from "./envelope.ts";
 import {
   CloseCode,
   type ErrorContext,
   errorEnvelope,
+  type ErrorInfo,
+  errorInfo,
   GatewayError,
   toGatewayError,
 } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { renderPayload } from "./payload.ts";
-import { TokenBucket } from "./rate_limit.ts";
+import { type RateVerdict, TokenBucket } from "./rate_limit.ts";
 import type { CoreListener, SubjectHub } from "./subject_hub.ts";
 import { isLiteralSubject, validateQueueName, validateSubject } from "./subject.ts";
 import { encodePayload } from "./payload.ts";
@@ -45,6 +47,8 @@ export interface SessionLimits {
   rate: number;
   /** Inbound op burst. */
   burst: number;
+  /** Most envelopes read from one inbound frame; the rest are refused unread. */
+  maxLinesPerFrame: number;
   /** Pending `cmd`s per connection. */
   maxPendingCmds: number;
   /** Outbound queue bound in bytes. */
@@ -163,6 +167,9 @@ export interface SessionSocket {
 type _State = "unauthenticated" | "authenticating" | "open" | "closed";
 
 const _MAX_TIMER = 2 ** 31 - 1;
+// Inbound refusals that can repeat on every frame: shared values, no Error (and no stack) each.
+const _RATE_LIMITED = errorInfo("limit_exceeded", "rate limit exceeded");
+const _BINARY_FRAME = errorInfo("bad_request", "binary frames are not supported");
 let _sessionCounter = 0;
 
 class _CoreSubscription implements SessionSubscription, CoreListener {
@@ -312,14 +319,20 @@ export class Session {
     return this.#out.push(envelope);
   }
 
-  /** Handles an inbound WebSocket message event's data. */
+  /**
+   * Handles an inbound WebSocket message event's data. Each envelope takes a rate token before it
+   * is parsed; the first one that finds none (or lies past `maxLinesPerFrame`) ends the frame:
+   * one `limit_exceeded` for the whole frame, answering that envelope, and the envelopes after it
+   * are dropped unread.
+   */
   receive(data: unknown): void {
     if (this.#state === "closed") return;
     if (typeof data !== "string") {
       this.bytesIn += data instanceof ArrayBuffer ? data.byteLength : 0;
       // Rate limited like an op: each binary frame costs an error frame.
-      if (this.#rateLimited({})) return;
-      this.#fail(new GatewayError("bad_request", "binary frames are not supported"), {});
+      const verdict = this.#bucket.take(performance.now());
+      this.#reject(verdict === "ok" ? _BINARY_FRAME : _RATE_LIMITED, {});
+      if (verdict === "sustained") this.#closeRate();
       return;
     }
     const bytes = _byteLength(data, this.context.limits.maxFrameBytes);
@@ -328,34 +341,48 @@ export class Session {
       this.close(CloseCode.TOO_BIG, "frame too big");
       return;
     }
-    for (const r of parseFrame(data)) {
+    const { results, stop, stopContext = {} } = parseFrameLimited(data, {
+      maxLines: this.context.limits.maxLinesPerFrame,
+      take: this.#take,
+    });
+    for (const r of results) {
       if (this.#now === "closed") return;
-      const failed = isFailure(r);
-      const ctx: ErrorContext = failed ? r.context : { op: r.op, target: r.target, inbox: r.inbox };
-      if (this.#rateLimited(ctx)) {
-        if (this.closed) return;
-        continue;
-      }
-      if (failed) {
-        this.#fail(r.error, ctx);
+      if (isFailure(r)) {
+        this.#reject(r.error, r.context);
         continue;
       }
       this.msgsIn++;
       if (this.#state === "authenticating") this.#backlog.push(r);
       else this.#dispatch(r);
     }
+    if (stop === undefined || this.#now === "closed") return;
+    if (stop === "lines") {
+      const max = this.context.limits.maxLinesPerFrame;
+      this.#reject(
+        errorInfo("limit_exceeded", `too many envelopes in one frame (at most ${max})`),
+        stopContext,
+      );
+      // Counted as abuse: a client that keeps sending such frames is closed like a flooder.
+      if (this.#bucket.strike(performance.now()) === "sustained") this.#closeRate();
+      return;
+    }
+    this.#reject(_RATE_LIMITED, stopContext);
+    if (stop === "sustained") this.#closeRate();
   }
 
-  /** Takes a rate token; when none is left, answers `limit_exceeded` (and closes when sustained). */
-  #rateLimited(ctx: ErrorContext): boolean {
-    const verdict = this.#bucket.take(performance.now());
-    if (verdict === "ok") return false;
-    this.#fail(new GatewayError("limit_exceeded", "rate limit exceeded"), ctx);
-    if (verdict === "sustained") {
-      this.context.emit(this, "limit", { limit: "rate" });
-      this.close(CloseCode.RATE_LIMIT, "rate limit");
-    }
-    return true;
+  /** Takes a rate token for one inbound envelope (see {@link parseFrameLimited}). */
+  #take = (): RateVerdict => this.#bucket.take(performance.now());
+
+  /** Ends a client that stayed over the rate: emits `limit` `rate`, closes with 4029. */
+  #closeRate(): void {
+    this.context.emit(this, "limit", { limit: "rate" });
+    this.close(CloseCode.RATE_LIMIT, "rate limit");
+  }
+
+  /** Sends an error frame for a failure value (no Error, no logging: inbound refusals only). */
+  #reject(err: ErrorInfo, ctx: ErrorContext): void {
+    if (this.#state === "closed") return;
+    this.send(errorEnvelope(err, ctx));
   }
 
   #dispatch(env: ClientEnvelope): void {
@@ -426,9 +453,12 @@ export class Session {
         this.#fail(new GatewayError("forbidden", "token is for a different user"), ctx);
         return;
       }
-      this.#setExpiry(v.exp);
-      this.context.emit(this, "auth_refresh", { exp: v.exp });
-      if (env.inbox !== undefined) this.send(_reply(env, { user: v.user, exp: v.exp }));
+      // A refresh never removes an expiry: a token without exp (--allow-no-exp) keeps the current
+      // one; a token with exp sets it, earlier or later.
+      const exp = v.exp ?? this.#exp;
+      this.#setExpiry(exp);
+      this.context.emit(this, "auth_refresh", { exp });
+      if (env.inbox !== undefined) this.send(_reply(env, { user: v.user, exp }));
     }, (err) => {
       // An invalid refresh token ends the session: the client presented bad credentials.
       this.#fail(err, ctx);

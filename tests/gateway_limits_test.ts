@@ -36,14 +36,24 @@ Deno.test("limits: over the rate ops get limit_exceeded; sustained abuse closes 
   await stack.setCaps("u", CAPS);
   const c = await stack.client("u");
   const envs = Array.from({ length: 30 }, (_, i) => ({ op: "ping", inbox: `p${i}` }));
+  const start = c.received.length;
   c.send(...envs);
-  await c.answer("p29");
-  const answers = envs.map((e) => c.received.find((r) => r.inbox === e.inbox)!);
-  const pongs = answers.filter((a) => a.op === "pong").length;
-  const limited =
-    answers.filter((a) => a.op === "error" && a.data.code === "limit_exceeded").length;
-  assert.equal(pongs + limited, 30);
+  // The frame's first op without a token gets limit_exceeded; the ops after it are dropped
+  // unread. The next frame is answered (pong or limit_exceeded) after all of that.
+  c.send({ op: "ping", inbox: "after" });
+  await c.answer("after");
+  const answers = envs.map((e) => c.received.find((r) => r.inbox === e.inbox));
+  const pongs = answers.filter((a) => a?.op === "pong").length;
   assert.ok(pongs >= 10 && pongs < 30, `burst honoured, rest limited (pongs ${pongs})`);
+  assert.deepEqual(answers.slice(0, pongs).map((a) => a?.op), Array(pongs).fill("pong"));
+  const limited = answers[pongs]!;
+  assert.equal(limited.op, "error");
+  assert.equal(limited.data.code, "limit_exceeded");
+  assert.equal(limited.data.message, "rate limit exceeded");
+  assert.deepEqual(limited.data.context, { op: "ping" });
+  assert.deepEqual(answers.slice(pongs + 1), Array(29 - pongs).fill(undefined), "rest unread");
+  const errors = c.received.slice(start).filter((e) => e.op === "error" && e.inbox !== "after");
+  assert.equal(errors.length, 1, "one limit_exceeded for the frame");
   assert.equal(c.ws.readyState, WebSocket.OPEN, "a single burst does not close");
   const flood = setInterval(() => {
     try {
