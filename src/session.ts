@@ -31,7 +31,7 @@ import {
 import type { Logger } from "./log.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { renderPayload } from "./payload.ts";
-import { type RateVerdict, TokenBucket } from "./rate_limit.ts";
+import { TokenBucket } from "./rate_limit.ts";
 import type { CoreListener, SubjectHub } from "./subject_hub.ts";
 import { isLiteralSubject, validateQueueName, validateSubject } from "./subject.ts";
 import { encodePayload } from "./payload.ts";
@@ -341,9 +341,11 @@ export class Session {
       this.close(CloseCode.TOO_BIG, "frame too big");
       return;
     }
+    // One clock reading per frame: its lines arrived together (and the clock is not free).
+    const now = performance.now();
     const { results, stop, stopContext = {} } = parseFrameLimited(data, {
       maxLines: this.context.limits.maxLinesPerFrame,
-      take: this.#take,
+      take: () => this.#bucket.take(now),
     });
     for (const r of results) {
       if (this.#now === "closed") return;
@@ -363,15 +365,12 @@ export class Session {
         stopContext,
       );
       // Counted as abuse: a client that keeps sending such frames is closed like a flooder.
-      if (this.#bucket.strike(performance.now()) === "sustained") this.#closeRate();
+      if (this.#bucket.strike(now) === "sustained") this.#closeRate();
       return;
     }
     this.#reject(_RATE_LIMITED, stopContext);
     if (stop === "sustained") this.#closeRate();
   }
-
-  /** Takes a rate token for one inbound envelope (see {@link parseFrameLimited}). */
-  #take = (): RateVerdict => this.#bucket.take(performance.now());
 
   /** Ends a client that stayed over the rate: emits `limit` `rate`, closes with 4029. */
   #closeRate(): void {
