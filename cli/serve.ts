@@ -13,7 +13,15 @@ import { userKey } from "../src/user_key.ts";
 import { connectNats } from "../src/nats_connect.ts";
 import { gatewayExtensions } from "../src/extensions.ts";
 import { consoleHandler } from "../src/console.ts";
-import { CliError, durationArg, envOption, intArg, listArg, positiveIntArg } from "./_common.ts";
+import {
+  CliError,
+  durationArg,
+  envName,
+  envOption,
+  intArg,
+  listArg,
+  positiveIntArg,
+} from "./_common.ts";
 import { parseCidr } from "../src/client_ip.ts";
 
 /** Parses a comma separated CIDR list (usage error on a bad block). */
@@ -100,6 +108,9 @@ export function serveCommand() {
     .addOption(envOption("--jwt-issuer <iss>", "required token issuer"))
     .addOption(envOption("--jwt-audience <aud>", "required token audience"))
     .addOption(
+      envOption("--allow-no-exp", "accept client tokens without exp (refused by default)"),
+    )
+    .addOption(
       envOption("--auth-cookie <name>", "cookie carrying the token").default("natsgate_token"),
     )
     .addOption(
@@ -124,6 +135,10 @@ export function serveCommand() {
       envOption("--rate <n>", "inbound ops per second").argParser(positiveIntArg).default(200),
     )
     .addOption(envOption("--burst <n>", "inbound op burst").argParser(positiveIntArg).default(400))
+    .addOption(
+      envOption("--max-lines-per-frame <n>", "envelopes read from one frame; more: refused")
+        .argParser(positiveIntArg).default(400),
+    )
     .addOption(
       envOption("--max-pending-cmds <n>", "pending cmds per connection").argParser(intArg)
         .default(64),
@@ -208,7 +223,8 @@ export function serveCommand() {
       envOption("--no-console", "do not serve the console page at / (the SDK at /client.js stays)"),
     )
     .addOption(new Option("--dev", "development mode: embedded NATS, dev secret, demo user"))
-    .action(async (o) => {
+    .action(async (o, cmd) => {
+      const allowNoExp = _flagOn(cmd, "allowNoExp", "--allow-no-exp");
       const log = createLogger({
         level: isLogLevel(o.logLevel) ? o.logLevel : "info",
         format: o.logFormat,
@@ -277,6 +293,7 @@ export function serveCommand() {
           jwksUrl: o.jwksUrl,
           jwtIssuer: o.jwtIssuer,
           jwtAudience: o.jwtAudience,
+          allowNoExp,
           authCookie: o.authCookie,
           allowedOrigins: o.allowedOrigins ?? (o.dev ? ["*"] : []),
           maxConnsPerUser: o.maxConnsPerUser,
@@ -295,6 +312,7 @@ export function serveCommand() {
             maxSubs: o.maxSubs,
             rate: o.rate,
             burst: o.burst,
+            maxLinesPerFrame: o.maxLinesPerFrame,
             maxPendingCmds: o.maxPendingCmds,
             maxPendingBytes: o.maxPendingBytes,
             backpressureTimeoutMs: o.backpressureTimeoutMs,
@@ -363,6 +381,24 @@ export function serveCommand() {
         for (const fn of cleanup) await fn().catch(() => {});
       }
     });
+}
+
+/**
+ * Whether a boolean flag is on. Commander turns a boolean flag on whenever its env var is set, even
+ * to `false`; for flags that weaken security only `1`/`true` count, `0`/`false`/empty leave them
+ * off, and anything else is an error.
+ */
+function _flagOn(
+  cmd: { getOptionValue(key: string): unknown; getOptionValueSource(key: string): unknown },
+  key: string,
+  flag: string,
+): boolean {
+  if (cmd.getOptionValue(key) !== true) return false;
+  if (cmd.getOptionValueSource(key) !== "env") return true;
+  const value = (Deno.env.get(envName(flag)) ?? "").trim().toLowerCase();
+  if (value === "1" || value === "true") return true;
+  if (value === "" || value === "0" || value === "false") return false;
+  throw new CliError(`invalid ${envName(flag)} ${JSON.stringify(value)}: use true or false`, 2);
 }
 
 function _untilSignal(log: Logger): Promise<Deno.Signal> {

@@ -26,13 +26,16 @@ export interface JwtOptions {
   issuer?: string;
   /** Required `aud`, if set. */
   audience?: string;
+  /** Refuse tokens without `exp` ("token has no exp"); default true. */
+  requireExp?: boolean;
 }
 
 /** The identity a verified token carries. */
 export interface VerifiedToken {
   /** The `sub` claim: the user id. */
   user: string;
-  /** Expiry, seconds since the epoch, or null when the token has no `exp`. */
+  /** Expiry, seconds since the epoch, or null when the token has no `exp` (only accepted with
+   * `requireExp: false`). */
   exp: number | null;
 }
 
@@ -49,7 +52,8 @@ export const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256", "EdDSA"] as const;
  * Creates a verifier. The accepted algorithms are pinned by the configured keys: HS256 with a
  * secret; RS256, ES256 or EdDSA (whichever the PEM key is) with a public key; the asymmetric set
  * with JWKS. `alg: none` and anything else are refused, and an HS256 token is never checked
- * against a public key (no algorithm confusion).
+ * against a public key (no algorithm confusion). A token without `exp` is refused ("token has no
+ * exp") unless `requireExp` is false.
  */
 export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifier> {
   const secret = opts.secret ? new TextEncoder().encode(opts.secret) : undefined;
@@ -78,6 +82,7 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
     for (const alg of ASYMMETRIC_ALGORITHMS) if (!algorithms.includes(alg)) algorithms.push(alg);
   }
   if (algorithms.length === 0) throw new Error("no JWT key configured");
+  const requireExp = opts.requireExp ?? true;
   const getKey: JWTVerifyGetKey = async (header, token) => {
     if (header.alg === "HS256" && secret) return secret;
     const pk = header.alg ? publicKeys.get(header.alg) : undefined;
@@ -103,12 +108,15 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
       }
       throw new GatewayError("unauthorized", "invalid token");
     }
+    const exp = typeof payload.exp === "number" ? payload.exp : null;
+    // A token without exp is a credential that never dies: refused unless the operator opts in.
+    if (exp === null && requireExp) throw new GatewayError("unauthorized", "token has no exp");
     const user = payload.sub;
     if (typeof user !== "string" || user.length > _MAX_USER || validateUserId(user) !== null) {
       // Also refuses ids that cannot be a capability key (lone surrogates, too long encoded).
       throw new GatewayError("unauthorized", "token has no valid sub claim");
     }
-    return { user, exp: typeof payload.exp === "number" ? payload.exp : null };
+    return { user, exp };
   };
 }
 

@@ -88,6 +88,31 @@ export function toGatewayError(err: unknown): GatewayError {
   return new GatewayError("internal", "internal error");
 }
 
+/**
+ * What an error frame says: a code and a client-safe message. {@link GatewayError} is one; so is
+ * a frozen plain value from {@link errorInfo}, which costs no `Error` (no stack capture) and can
+ * be shared: the inbound parser answers hostile lines with such values.
+ */
+export interface ErrorInfo {
+  /** The protocol error code. */
+  readonly code: ErrorCode;
+  /** The client-safe message. */
+  readonly message: string;
+}
+
+/**
+ * A frozen {@link ErrorInfo}: no `Error` object, so no stack is captured.
+ *
+ * @example
+ * ```ts
+ * const INVALID_JSON = errorInfo("bad_request", "invalid JSON"); // made once, shared
+ * errorEnvelope(INVALID_JSON, {});
+ * ```
+ */
+export function errorInfo(code: ErrorCode, message: string): ErrorInfo {
+  return Object.freeze({ code, message });
+}
+
 /** Context of the op that failed, echoed in the error frame. */
 export interface ErrorContext {
   /** The failed op, when it could be read. */
@@ -99,7 +124,7 @@ export interface ErrorContext {
 }
 
 /** Serialises an `error` envelope (PROTOCOL.md section 2). */
-export function errorEnvelope(err: GatewayError, ctx: ErrorContext): string {
+export function errorEnvelope(err: ErrorInfo, ctx: ErrorContext): string {
   const context: Record<string, string> = {};
   if (ctx.op !== undefined) context.op = ctx.op;
   if (ctx.target !== undefined) context.target = ctx.target;

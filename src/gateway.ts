@@ -58,6 +58,9 @@ export interface GatewayOptions {
   jwtIssuer?: string;
   /** Required `aud`. */
   jwtAudience?: string;
+  /** Accept tokens without `exp` (default false: they are refused). A refresh never removes an
+   * expiry either way. */
+  allowNoExp?: boolean;
   /** Cookie carrying the token (default `natsgate_token`). */
   authCookie?: string;
   /** Allowed Origins; `*` allows any; empty: same origin only (default). */
@@ -116,6 +119,7 @@ export const DEFAULT_LIMITS: SessionLimits = Object.freeze({
   maxSubs: 256,
   rate: 200,
   burst: 400,
+  maxLinesPerFrame: 400,
   maxPendingCmds: 64,
   maxPendingBytes: 8 * 1024 * 1024,
   backpressureTimeoutMs: 250,
@@ -274,6 +278,7 @@ export class Gateway {
         jwksUrl: opts.jwksUrl,
         issuer: opts.jwtIssuer,
         audience: opts.jwtAudience,
+        requireExp: !opts.allowNoExp,
       });
       const id = opts.id ?? crypto.randomUUID().slice(0, 8);
       const tls = opts.tls ? await _readTls(opts.tls) : undefined;

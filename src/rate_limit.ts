@@ -41,6 +41,15 @@ export class TokenBucket {
       this.#tokens -= 1;
       return "ok";
     }
+    return this.strike(now);
+  }
+
+  /**
+   * Records abuse at time `now` without taking a token, as if an op had found none: it starts or
+   * continues a streak, and is `sustained` once the streak is `sustainMs` old. Used for frames
+   * carrying more envelopes than allowed.
+   */
+  strike(now: number): "limited" | "sustained" {
     if (this.#limitedSince < 0 || now - this.#lastLimited >= this.#sustainMs) {
       this.#limitedSince = now;
     }

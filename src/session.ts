@@ -17,12 +17,15 @@ import {
   type HeaderMap,
   isFailure,
   isObject,
-  parseFrame,
+  parseFrameLimited,
+  RATE_LIMITED,
 } from "./envelope.ts";
 import {
   CloseCode,
   type ErrorContext,
   errorEnvelope,
+  type ErrorInfo,
+  errorInfo,
   GatewayError,
   toGatewayError,
 } from "./errors.ts";
@@ -46,6 +49,8 @@ export interface SessionLimits {
   rate: number;
   /** Inbound op burst. */
   burst: number;
+  /** Most envelopes read from one inbound frame; the rest are refused unread. */
+  maxLinesPerFrame: number;
   /** Pending `cmd`s per connection. */
   maxPendingCmds: number;
   /** Pending outbound bytes a connection may hold (gateway queue plus socket). */
@@ -186,6 +191,10 @@ export const UNAUTHENTICATED_MAX_MESSAGE_BYTES = 16 * 1024;
 type _State = "unauthenticated" | "authenticating" | "open" | "closed";
 
 const _MAX_TIMER = 2 ** 31 - 1;
+// Inbound refusals that can repeat on every frame: shared values, no Error (and no stack) each.
+/** Error frames of shared failure values without context, rendered once. */
+const _BARE = new WeakMap<ErrorInfo, string>();
+const _BINARY_FRAME = errorInfo("bad_request", "binary frames are not supported");
 let _sessionCounter = 0;
 
 class _CoreSubscription implements SessionSubscription, CoreListener {
@@ -353,14 +362,19 @@ export class Session {
     return this.#out.push(envelope);
   }
 
-  /** Handles an inbound WebSocket message event's data. */
-  receive(data: unknown): void {
+  /**
+   * Handles one inbound WebSocket message (text, or binary bytes). Each envelope takes a rate
+   * token before it is parsed; one that finds none is answered `limit_exceeded` unread (its
+   * inbox found by a scan), and a frame of more than `maxLinesPerFrame` envelopes closes 4029.
+   */
+  receive(data: string | Uint8Array | ArrayBuffer): void {
     if (this.#state === "closed") return;
     if (typeof data !== "string") {
-      this.bytesIn += data instanceof ArrayBuffer ? data.byteLength : 0;
+      this.bytesIn += data.byteLength;
       // Rate limited like an op: each binary frame costs an error frame.
-      if (this.#rateLimited({})) return;
-      this.#fail(new GatewayError("bad_request", "binary frames are not supported"), {});
+      const verdict = this.#bucket.take(performance.now());
+      this.#reject(verdict === "ok" ? _BINARY_FRAME : RATE_LIMITED, {});
+      if (verdict === "sustained") this.#closeRate();
       return;
     }
     const bytes = _byteLength(data, this.context.limits.maxFrameBytes);
@@ -369,35 +383,54 @@ export class Session {
       this.close(CloseCode.TOO_BIG, "frame too big");
       return;
     }
-    for (const r of parseFrame(data)) {
+    // One clock reading per frame: its lines arrived together (and the clock is not free).
+    const now = performance.now();
+    const { results, sustained, tooManyLines } = parseFrameLimited(data, {
+      maxLines: this.context.limits.maxLinesPerFrame,
+      take: () => this.#bucket.take(now),
+    });
+    if (tooManyLines !== undefined) {
+      // More envelopes than the burst allows in one frame: nothing of it runs, and the client
+      // is closed like a flooder (the ops it carried are answered by the close).
+      const max = this.context.limits.maxLinesPerFrame;
+      this.#reject(
+        errorInfo("limit_exceeded", `too many envelopes in one frame (at most ${max})`),
+        tooManyLines,
+      );
+      this.#closeRate();
+      return;
+    }
+    for (const r of results) {
       if (this.#now === "closed") return;
-      const failed = isFailure(r);
-      const ctx: ErrorContext = failed ? r.context : { op: r.op, target: r.target, inbox: r.inbox };
-      if (this.#rateLimited(ctx)) {
-        if (this.closed) return;
-        continue;
-      }
-      if (failed) {
-        this.#fail(r.error, ctx);
+      if (isFailure(r)) {
+        this.#reject(r.error, r.context);
         continue;
       }
       this.msgsIn++;
       if (this.#state === "authenticating") this.#backlog.push(r);
       else this.#dispatch(r);
     }
+    if (sustained && this.#now !== "closed") this.#closeRate();
   }
 
-  /** Takes a rate token; when none is left, answers `limit_exceeded` (and closes when sustained). */
-  #rateLimited(ctx: ErrorContext): boolean {
-    const verdict = this.#bucket.take(performance.now());
-    if (verdict === "ok") return false;
-    this.#fail(new GatewayError("limit_exceeded", "rate limit exceeded"), ctx);
-    if (verdict === "sustained") {
-      this.context.emit(this, "limit", { limit: "rate" });
-      this.context.onAbuse?.(this);
-      this.close(CloseCode.RATE_LIMIT, "rate limit");
+  /** Ends a client that stayed over the rate: emits `limit` `rate`, penalises its address, 4029. */
+  #closeRate(): void {
+    this.context.emit(this, "limit", { limit: "rate" });
+    this.context.onAbuse?.(this);
+    this.close(CloseCode.RATE_LIMIT, "rate limit");
+  }
+
+  /** Sends an error frame for a failure value (no Error, no logging: inbound refusals only). */
+  #reject(err: ErrorInfo, ctx: ErrorContext): void {
+    if (this.#state === "closed") return;
+    // A flood of refused lines without context costs one shared string, not one render each.
+    const bare = ctx.inbox === undefined && ctx.op === undefined && ctx.target === undefined;
+    let text = bare ? _BARE.get(err) : undefined;
+    if (text === undefined) {
+      text = errorEnvelope(err, ctx);
+      if (bare && Object.isFrozen(err)) _BARE.set(err, text);
     }
-    return true;
+    this.send(text);
   }
 
   #dispatch(env: ClientEnvelope): void {
@@ -468,9 +501,12 @@ export class Session {
         this.#fail(new GatewayError("forbidden", "token is for a different user"), ctx);
         return;
       }
-      this.#setExpiry(v.exp);
-      this.context.emit(this, "auth_refresh", { exp: v.exp });
-      if (env.inbox !== undefined) this.send(_reply(env, { user: v.user, exp: v.exp }));
+      // A refresh never removes an expiry: a token without exp (--allow-no-exp) keeps the current
+      // one; a token with exp sets it, earlier or later.
+      const exp = v.exp ?? this.#exp;
+      this.#setExpiry(exp);
+      this.context.emit(this, "auth_refresh", { exp });
+      if (env.inbox !== undefined) this.send(_reply(env, { user: v.user, exp }));
     }, (err) => {
       // An invalid refresh token ends the session: the client presented bad credentials.
       this.#fail(err, ctx);

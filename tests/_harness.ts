@@ -68,6 +68,8 @@ export interface ClientOptions {
   cookie?: string;
   /** Origin header. */
   origin?: string;
+  /** More request headers (e.g. `X-Forwarded-For` through a loopback proxy the gateway trusts). */
+  headers?: Record<string, string>;
 }
 
 /** A protocol v1 client on a real WebSocket, recording everything it receives. */
@@ -111,7 +113,7 @@ export class TestClient {
   static connect(url: string, opts: ClientOptions = {}): Promise<TestClient> {
     const u = new URL(url);
     if (opts.query) u.searchParams.set("token", opts.query);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...opts.headers };
     if (opts.bearer) headers.authorization = `Bearer ${opts.bearer}`;
     if (opts.cookie) headers.cookie = opts.cookie;
     if (opts.origin) headers.origin = opts.origin;
@@ -263,6 +265,10 @@ export class Stack {
       nats: [url],
       jwtSecret: TEST_SECRET,
       log: level ? createLogger({ level: level as "debug" }) : silentLogger,
+      // Every test client comes from 127.0.0.1: per-address admission would count them all as
+      // one client. Tests of admission set these (and trustProxy) themselves.
+      maxConnsPerIp: 1_000_000,
+      upgradeRatePerIp: 1_000_000,
       ...gatewayExtensions(),
       ...opts.gateway,
     });

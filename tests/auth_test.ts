@@ -21,8 +21,22 @@ Deno.test("verifier: accepts a valid token, returns user and exp", async () => {
   const got = await v(t);
   assert.equal(got.user, "alice");
   assert.ok(got.exp !== null && got.exp > Date.now() / 1000);
-  const noExp = await v(await mintToken({ secret: SECRET, user: "bob", ttlSeconds: null }));
-  assert.equal(noExp.exp, null);
+});
+
+Deno.test("verifier: a token without exp is refused unless requireExp is false", async () => {
+  const noExp = await mintToken({ secret: SECRET, user: "bob", ttlSeconds: null });
+  const strict = await createTokenVerifier({ secret: SECRET });
+  await assert.rejects(
+    strict(noExp),
+    (e) =>
+      e instanceof GatewayError && e.code === "unauthorized" && e.message === "token has no exp",
+  );
+  const lax = await createTokenVerifier({ secret: SECRET, requireExp: false });
+  assert.deepEqual(await lax(noExp), { user: "bob", exp: null });
+  // The other checks still apply to exp-less tokens.
+  await rejects(lax(noExp.slice(0, -3) + "AAA"), "bad signature, no exp");
+  const withExp = await lax(await mintToken({ secret: SECRET, user: "bob", ttlSeconds: 60 }));
+  assert.ok(withExp.exp !== null && withExp.exp > Date.now() / 1000);
 });
 
 Deno.test("verifier: refuses bad signatures, algorithms, claims", async () => {
@@ -51,17 +65,15 @@ Deno.test("verifier: refuses bad signatures, algorithms, claims", async () => {
   );
   await rejects(
     v(
-      await new SignJWT({}).setSubject("a").setIssuer("you").setAudience("gw").setProtectedHeader({
-        alg: "HS256",
-      }).sign(key),
+      await new SignJWT({}).setSubject("a").setIssuer("you").setAudience("gw")
+        .setExpirationTime("1h").setProtectedHeader({ alg: "HS256" }).sign(key),
     ),
     "wrong iss",
   );
   await rejects(
     v(
-      await new SignJWT({}).setSubject("a").setIssuer("me").setAudience("x").setProtectedHeader({
-        alg: "HS256",
-      }).sign(key),
+      await new SignJWT({}).setSubject("a").setIssuer("me").setAudience("x")
+        .setExpirationTime("1h").setProtectedHeader({ alg: "HS256" }).sign(key),
     ),
     "wrong aud",
   );
@@ -79,15 +91,15 @@ Deno.test("verifier: refuses bad signatures, algorithms, claims", async () => {
   );
   await rejects(
     v(
-      await new SignJWT({}).setIssuer("me").setAudience("gw").setProtectedHeader({ alg: "HS256" })
-        .sign(key),
+      await new SignJWT({}).setIssuer("me").setAudience("gw").setExpirationTime("1h")
+        .setProtectedHeader({ alg: "HS256" }).sign(key),
     ),
     "no sub",
   );
   await rejects(
     v(
       await new SignJWT({ sub: 5 } as unknown as Record<string, unknown>).setIssuer("me")
-        .setAudience("gw").setProtectedHeader({ alg: "HS256" }).sign(key),
+        .setAudience("gw").setExpirationTime("1h").setProtectedHeader({ alg: "HS256" }).sign(key),
     ),
     "numeric sub",
   );
@@ -152,8 +164,8 @@ Deno.test("verifier: RS256 public key; HS256 token signed with the public key is
     .setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(pem));
   await rejects(v(forged), "HS256 with public key bytes");
   const other = await generateKeyPair("ES256");
-  const es = await new SignJWT({}).setSubject("carol").setProtectedHeader({ alg: "ES256" })
-    .sign(other.privateKey);
+  const es = await new SignJWT({}).setSubject("carol").setExpirationTime("1h")
+    .setProtectedHeader({ alg: "ES256" }).sign(other.privateKey);
   await rejects(v(es), "ES256 token against an RSA key");
   await assert.rejects(createTokenVerifier({ publicKeyPem: "not a key" }));
   await assert.rejects(createTokenVerifier({}), /no JWT key/);
@@ -174,7 +186,7 @@ Deno.test("verifier: JWKS endpoint, keys picked by kid, refetched for a new kid"
       jwksUrl: `http://127.0.0.1:${server.addr.port}/jwks`,
       jwksCooldownMs: 0,
     });
-    const t1 = await new SignJWT({}).setSubject("dave").setProtectedHeader({
+    const t1 = await new SignJWT({}).setSubject("dave").setExpirationTime("1h").setProtectedHeader({
       alg: "ES256",
       kid: "k1",
     })
@@ -183,14 +195,14 @@ Deno.test("verifier: JWKS endpoint, keys picked by kid, refetched for a new kid"
     assert.equal((await v(t1)).user, "dave");
     assert.equal(fetches, 1, "cached");
     keys.push({ ...(await exportJWK(k2.publicKey)), kid: "k2", alg: "EdDSA" });
-    const t2 = await new SignJWT({}).setSubject("erin").setProtectedHeader({
+    const t2 = await new SignJWT({}).setSubject("erin").setExpirationTime("1h").setProtectedHeader({
       alg: "EdDSA",
       kid: "k2",
     })
       .sign(k2.privateKey);
     assert.equal((await v(t2)).user, "erin", "unknown kid triggers a refetch");
     assert.equal(fetches, 2);
-    const hs = await new SignJWT({}).setSubject("dave").setProtectedHeader({
+    const hs = await new SignJWT({}).setSubject("dave").setExpirationTime("1h").setProtectedHeader({
       alg: "HS256",
       kid: "k1",
     })

@@ -3,8 +3,17 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { isFailure, parseFrame, validateHeaders } from "../src/envelope.ts";
-import { GatewayError } from "../src/errors.ts";
+import {
+  type EnvelopeFailure,
+  type FrameBudget,
+  isFailure,
+  parseFrame,
+  parseFrameLimited,
+  RATE_LIMITED,
+  validateHeaders,
+} from "../src/envelope.ts";
+import { errorEnvelope, GatewayError } from "../src/errors.ts";
+import { type RateVerdict, TokenBucket } from "../src/rate_limit.ts";
 
 Deno.test("parseFrame: each line yields an envelope or an error code", () => {
   const cases: Array<[string, string, Array<string>]> = [
@@ -95,4 +104,120 @@ Deno.test("validateHeaders: names, values and shapes", () => {
       name,
     );
   }
+});
+
+Deno.test("parseFrame: error messages are the protocol's, word for word", () => {
+  const cases: Array<[string, string]> = [
+    ["{nope", "invalid JSON"],
+    ["nope", "invalid JSON"],
+    ["\u00a0{}", "invalid JSON"],
+    ["\ufeff{}", "invalid JSON"],
+    ["[1]", "envelope must be a JSON object"],
+    ["7", "envelope must be a JSON object"],
+    ['{"op":"ping","inbox":""}', "inbox must be a string of 1..128 characters"],
+    ['{"v":2,"op":"ping"}', "only protocol version 1 is supported"],
+    ['{"target":"a"}', "op is required"],
+    ['{"op":"nope"}', "unknown op"],
+    ['{"op":"sub","target":1}', "target must be a string"],
+    ['{"op":"sub","sid":1}', "sid must be a string"],
+    ['{"op":"cmd","timeout_ms":-1}', "timeout_ms must be a non-negative integer"],
+    ['{"op":"pub","headers":[]}', "headers must be an object"],
+    ['{"op":"pub","headers":{"X-A":1}}', "header X-A: values must be strings"],
+    [
+      '{"op":"pub","headers":{"Nats-Rollup":"all"}}',
+      "header Nats-Rollup: reserved (NATS tracing or rollup)",
+    ],
+  ];
+  for (const [line, message] of cases) {
+    const [r] = parseFrame(line);
+    assert.ok(isFailure(r), line);
+    assert.equal(r.error.message, message, line);
+    assert.equal(JSON.parse(errorEnvelope(r.error, r.context)).data.message, message, line);
+  }
+  // Leading JSON white space is still allowed.
+  assert.equal((parseFrame(' \t\r{"op":"ping"}')[0] as { op: string }).op, "ping");
+});
+
+Deno.test("parseFrame: failed lines share frozen error values, never an Error each", () => {
+  const [a, b, c] = parseFrame("x\n{nope\n[1]");
+  assert.ok(isFailure(a) && isFailure(b) && isFailure(c));
+  assert.equal(a.error, b.error, "one shared value for every invalid JSON line");
+  for (const r of [a, b, c]) {
+    assert.ok(!(r.error instanceof Error), "no Error, so no stack captured");
+    assert.ok(Object.isFrozen(r.error), "shared values cannot be changed");
+  }
+});
+
+/** A budget that counts its takes and answers from a script (then "limited"). */
+function scripted(verdicts: RateVerdict[], maxLines = Infinity) {
+  const budget: FrameBudget & { takes: number } = {
+    maxLines,
+    takes: 0,
+    take: () => verdicts[budget.takes++] ?? "limited",
+  };
+  return budget;
+}
+
+Deno.test("parseFrameLimited: a token before each line; a line without one is answered unread", () => {
+  const lines = [
+    '{"op":"ping","inbox":"a"}',
+    "{nope",
+    '{"op":"sub","target":"t","inbox":"c"}',
+    '{"op":"pub","target":"x","data":{"inbox":"not this"}}',
+    '{"op":"ping","inbox":"esc\\"aped"}',
+    "x",
+  ];
+  const budget = scripted(["ok", "ok"]);
+  const got = parseFrameLimited(lines.join("\n"), budget);
+  assert.equal(got.results.length, 6, "one result per line: every op gets one answer");
+  assert.equal((got.results[0] as { inbox: string }).inbox, "a");
+  assert.ok(isFailure(got.results[1]));
+  const limited = got.results.slice(2);
+  for (const r of limited) {
+    assert.ok(isFailure(r));
+    assert.equal(r.error, RATE_LIMITED, "limited lines share one frozen error");
+  }
+  assert.deepEqual(limited.map((r) => (r as EnvelopeFailure).context), [
+    { inbox: "c" },
+    { inbox: "not this" }, // documented: the scan cannot tell data from the envelope
+    { inbox: 'esc"aped' },
+    {},
+  ]);
+  assert.equal(got.sustained, undefined);
+  assert.equal(budget.takes, 6);
+
+  const sustained = parseFrameLimited("x\ny", scripted(["limited", "sustained"]));
+  assert.equal(sustained.sustained, true);
+  assert.equal(sustained.results.length, 2);
+
+  const blanks = scripted([]);
+  assert.deepEqual(parseFrameLimited("\n \n\r\n\n", blanks), { results: [] });
+  assert.equal(blanks.takes, 0, "blank lines take no token");
+});
+
+Deno.test("parseFrameLimited: a frame of more than maxLines envelopes is refused whole", () => {
+  const frame = Array.from({ length: 5 }, (_, i) => `{"op":"ping","inbox":"p${i}"}`).join("\n");
+  const budget = scripted(Array(10).fill("ok"), 3);
+  const got = parseFrameLimited(frame, budget);
+  assert.deepEqual(got.results, [], "nothing of it runs");
+  assert.deepEqual(got.tooManyLines, { op: "ping", target: undefined, inbox: "p3" });
+  assert.equal(budget.takes, 0, "no token spent");
+  const exact = parseFrameLimited(frame, scripted(Array(10).fill("ok"), 5));
+  assert.equal(exact.results.length, 5);
+  assert.equal(exact.tooManyLines, undefined, "maxLines lines are allowed");
+});
+
+Deno.test("parseFrameLimited: with a real bucket a junk frame parses only the burst", () => {
+  const bucket = new TokenBucket(200, 400, 0);
+  const frame = Array(1000).fill("x").join("\n");
+  const got = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(0) });
+  assert.equal(got.results.length, 1000);
+  assert.equal(got.results.filter((r) => isFailure(r) && r.error === RATE_LIMITED).length, 600);
+  const again = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(1) });
+  assert.ok(again.results.every((r) => isFailure(r) && r.error === RATE_LIMITED));
+  assert.equal(
+    parseFrame(Array(32768).fill("x").join("\n")).length,
+    32768,
+    "parseFrame: no limits",
+  );
 });

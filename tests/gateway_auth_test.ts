@@ -184,3 +184,69 @@ Deno.test("auth: no capabilities means connected but denied; malformed documents
     await c.close();
   }
 });
+
+Deno.test("auth: a token without exp is refused: 401 at upgrade, 4001 over an auth frame", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("alice", { subjects: ["a.>"] });
+  const noExp = await stack.token("alice", null);
+  const u = new URL(stack.gateway.wsUrl.replace(/^ws/, "http"));
+  u.searchParams.set("token", noExp);
+  const res = await fetch(u, {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+    },
+  });
+  assert.equal(res.status, 401);
+  assert.equal(await res.text(), "unauthorized: token has no exp\n");
+  assert.equal(await refused(stack.gateway.wsUrl, { bearer: noExp }), 401);
+
+  const c = await stack.rawClient();
+  c.send({ op: "auth", inbox: "a", data: { token: noExp } });
+  const err = await c.answer("a");
+  assert.equal(err.data.code, "unauthorized");
+  assert.equal(err.data.message, "token has no exp");
+  assert.equal((await c.closed).code, 4001);
+
+  // A refresh without exp ends an open session the same way: it can never remove the expiry.
+  const open = await stack.client("alice");
+  open.send({ op: "auth", inbox: "r", data: { token: noExp } });
+  assert.equal((await open.answer("r")).data.message, "token has no exp");
+  assert.equal((await open.closed).code, 4001);
+});
+
+Deno.test("auth: with allowNoExp a token without exp is accepted; a refresh with exp sets one", async () => {
+  await using stack = await Stack.start({ gateway: { allowNoExp: true } });
+  await stack.setCaps("alice", { subjects: ["a.>"] });
+  const c = await stack.rawClient();
+  c.send({ op: "auth", inbox: "a", data: { token: await stack.token("alice", null) } });
+  const reply = await c.answer("a");
+  assert.equal(reply.op, "reply");
+  assert.equal(reply.data.exp, null);
+  // A refresh with exp gives the session that expiry: it then closes with 4003.
+  const r = await c.request({ op: "auth", data: { token: await stack.token("alice", 1) } });
+  assert.equal(r.op, "reply");
+  assert.equal(typeof r.data.exp, "number");
+  assert.equal((await c.closed).code, 4003);
+});
+
+Deno.test("auth: with allowNoExp a refresh without exp keeps the session's exp", async () => {
+  await using stack = await Stack.start({ gateway: { allowNoExp: true } });
+  await stack.setCaps("alice", { subjects: ["a.>"] });
+  const c = await stack.rawClient();
+  c.send({ op: "auth", inbox: "a", data: { token: await stack.token("alice", 2) } });
+  const exp = (await c.answer("a")).data.exp;
+  assert.equal(typeof exp, "number");
+  const r = await c.request({ op: "auth", data: { token: await stack.token("alice", null) } });
+  assert.equal(r.op, "reply");
+  assert.equal(r.data.exp, exp, "the refresh reports the expiry still in force");
+  // And it is still in force: the session closes when it passes.
+  assert.equal((await c.closed).code, 4003);
+  // A refresh with exp sets it, even an earlier one.
+  const d = await stack.client("alice", { query: await stack.token("alice", 3600) });
+  const earlier = await d.request({ op: "auth", data: { token: await stack.token("alice", 1) } });
+  assert.ok(earlier.data.exp < Date.now() / 1000 + 60);
+  assert.equal((await d.closed).code, 4003);
+});

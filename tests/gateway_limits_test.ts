@@ -36,14 +36,22 @@ Deno.test("limits: over the rate ops get limit_exceeded; sustained abuse closes 
   await stack.setCaps("u", CAPS);
   const c = await stack.client("u");
   const envs = Array.from({ length: 30 }, (_, i) => ({ op: "ping", inbox: `p${i}` }));
+  const start = c.received.length;
   c.send(...envs);
-  await c.answer("p29");
-  const answers = envs.map((e) => c.received.find((r) => r.inbox === e.inbox)!);
-  const pongs = answers.filter((a) => a.op === "pong").length;
-  const limited =
-    answers.filter((a) => a.op === "error" && a.data.code === "limit_exceeded").length;
-  assert.equal(pongs + limited, 30);
+  // Every op gets exactly one answer: pong while tokens last, then limit_exceeded (unread).
+  c.send({ op: "ping", inbox: "after" });
+  await c.answer("after");
+  const answers = envs.map((e) => c.received.find((r) => r.inbox === e.inbox));
+  const pongs = answers.filter((a) => a?.op === "pong").length;
   assert.ok(pongs >= 10 && pongs < 30, `burst honoured, rest limited (pongs ${pongs})`);
+  assert.deepEqual(answers.slice(0, pongs).map((a) => a?.op), Array(pongs).fill("pong"));
+  for (const limited of answers.slice(pongs)) {
+    assert.equal(limited?.op, "error");
+    assert.equal(limited.data.code, "limit_exceeded");
+    assert.equal(limited.data.message, "rate limit exceeded");
+  }
+  const errors = c.received.slice(start).filter((e) => e.op === "error" && e.inbox !== "after");
+  assert.equal(errors.length, 30 - pongs, "one answer per refused op, none twice");
   assert.equal(c.ws.readyState, WebSocket.OPEN, "a single burst does not close");
   const flood = setInterval(() => {
     try {

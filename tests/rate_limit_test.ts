@@ -31,3 +31,19 @@ Deno.test("TokenBucket: sustained when over the rate for sustainMs; a pause ends
   assert.equal(c.take(4002), "ok");
   assert.equal(c.take(4003), "sustained");
 });
+
+Deno.test("TokenBucket: strike counts as a limited op without taking a token", () => {
+  const b = new TokenBucket(1, 2, 0, 1000);
+  assert.equal(b.strike(0), "limited", "a strike starts a streak");
+  assert.equal(b.take(0), "ok", "tokens untouched");
+  assert.equal(b.take(0), "ok");
+  assert.equal(b.strike(600), "limited");
+  assert.equal(b.strike(1000), "sustained", "strikes for sustainMs are sustained abuse");
+  const c = new TokenBucket(1, 2, 0, 1000);
+  assert.equal(c.strike(0), "limited");
+  assert.equal(c.strike(1500), "limited", "a quiet second ends the streak");
+  assert.equal(c.strike(2000), "limited", "a new streak since 1500");
+  assert.equal(c.take(2499), "ok");
+  assert.equal(c.take(2499), "ok");
+  assert.equal(c.take(2500), "sustained", "strikes and limited takes share one streak");
+});

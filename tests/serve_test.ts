@@ -62,6 +62,12 @@ Deno.test("serve: refuses to start without a JWT key, and on bad flags", async (
   const badInt = await run(["serve", "--max-subs", "lots"]);
   assert.notEqual(badInt.code, 0);
   assert.match(badInt.stderr, /max-subs/);
+  // A security flag from the environment: only true/1 turn it on, nonsense is refused.
+  const env = await run(["serve", "--nats", "nats://127.0.0.1:1", "--jwt-secret", "x"], {
+    NATSGATE_ALLOW_NO_EXP: "maybe",
+  });
+  assert.equal(env.code, 2);
+  assert.match(env.stderr, /invalid NATSGATE_ALLOW_NO_EXP/);
   const unknown = await run(["serve", "--frobnicate"]);
   assert.notEqual(unknown.code, 0);
   assert.match(unknown.stderr, /unknown option/);
@@ -77,12 +83,18 @@ Deno.test("serve: env vars configure it, flags win; SIGTERM drains, then 1001 an
       NATSGATE_NATS: nats.url,
       NATSGATE_WS_PATH: "/env",
       NATSGATE_DRAIN_TIMEOUT: "1s",
+      NATSGATE_ALLOW_NO_EXP: "false",
     },
   );
   try {
     const m = await p.waitFor(/"msg":"gateway listening".*?"addr":"127\.0\.0\.1:(\d+)"/);
     const base = `127.0.0.1:${m[1]}`;
     const token = await mintToken({ secret, user: "u" });
+    const noExp = await mintToken({ secret, user: "u", ttlSeconds: null });
+    await assert.rejects(
+      TestClient.connect(`ws://${base}/flag`, { query: noExp }),
+      "tokens without exp are refused by default (NATSGATE_ALLOW_NO_EXP=false too)",
+    );
     const c = await TestClient.connect(`ws://${base}/flag`, { query: token });
     await c.next((e) => e.op === "cap_update");
     assert.equal(await fetch(`http://${base}/readyz`).then((r) => r.status), 200);
@@ -139,10 +151,12 @@ Deno.test("serve --dev: embedded NATS, demo user, printed token; state kept acro
       "secret is private",
     );
     // Second run: same secret, so the first token still works. --no-console: no page, SDK stays.
+    // --allow-no-exp: a token without exp is accepted.
     const p2 = new Proc([
       "serve",
       "--dev",
       "--no-console",
+      "--allow-no-exp",
       "--listen",
       "127.0.0.1:0",
       "--data-dir",
@@ -153,6 +167,10 @@ Deno.test("serve --dev: embedded NATS, demo user, printed token; state kept acro
       const c = await TestClient.connect(url, { query: token });
       assert.equal((await c.next((e) => e.op === "cap_update")).data.user, "demo");
       await c.close();
+      const noExp = await mintToken({ secret: secret.trim(), user: "demo", ttlSeconds: null });
+      const n = await TestClient.connect(url, { query: noExp });
+      assert.equal((await n.next((e) => e.op === "cap_update")).data.user, "demo");
+      await n.close();
       const http = url.replace(/^ws/, "http").replace(/\/ws$/, "");
       const page = await fetch(`${http}/`);
       await page.body?.cancel();

@@ -36,7 +36,8 @@ const _MAX_BATCH = 256 * 1024;
 /** A frame at least this large is written from its own buffer, not copied into a batch. */
 const _NO_COPY = 64 * 1024;
 
-const _utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is message content, not a marker to strip.
+const _utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Hooks the server gives a connection when it attaches the socket (internal). */
 export interface WsAttachment {
