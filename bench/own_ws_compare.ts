@@ -79,7 +79,7 @@ async function _throughput(kind: string): Promise<number[]> {
   return runs;
 }
 
-for (const kind of ["deno", "own"]) {
+for (const kind of Deno.args[1] ? [Deno.args[1]] : ["deno", "own"]) {
   const kb = await _rssPerConn(kind);
   const runs = await _throughput(kind);
   console.log(

@@ -355,9 +355,9 @@ export class WsConnection {
       if (this.#shared) this.#shared.bytes -= n;
       this.#lastProgressAt = performance.now();
     }
-    const q = this.#queue;
     let left = n;
     while (left > 0) {
+      const q = this.#queue; // #shift() may compact it into a new array
       const rest = q[this.#qHead].length - this.#headOff;
       if (left < rest) {
         this.#headOff += left;
