@@ -242,6 +242,26 @@ Deno.test("transport: a real WebSocket client talks both ways, 1 MiB messages to
   }
 });
 
+Deno.test("transport: a burst of 20k frames arrives complete and in order", async () => {
+  const { server, sockets } = _server();
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws`);
+    const got: string[] = [];
+    ws.onmessage = (e) => got.push(String(e.data));
+    await new Promise((r) => ws.onopen = r);
+    const n = 20_000; // well past the queue's compaction point
+    for (let i = 0; i < n; i++) sockets[0].send(String(i));
+    await waitFor(() => got.length === n, 20_000, "the burst");
+    assert.ok(got.every((v, i) => v === String(i)), "in order, none missing");
+    assert.equal(sockets[0].pendingBytes, 0);
+    const closed = new Promise((r) => ws.onclose = r);
+    ws.close();
+    await closed;
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("transport: ping is answered with pong; binary reaches onbinary", async () => {
   const { server, sockets } = _server();
   const raw = await RawWs.open(server.addr.port);

@@ -73,8 +73,9 @@ export class WsConnection {
   #idleTimeoutMs: number;
   #shared?: { bytes: number };
   // write side
-  #queue: Uint8Array[] = [];
-  #headOff = 0; // bytes of #queue[0] already written
+  #queue: Uint8Array[] = []; // frames from #qHead on are queued (no O(n) shift)
+  #qHead = 0;
+  #headOff = 0; // bytes of the head frame already written
   #inflight = 0; // frames at the queue's front covered by the write in progress
   #writing = false;
   #pendingBytes = 0;
@@ -279,8 +280,9 @@ export class WsConnection {
   #enqueue(frame: Uint8Array, control: boolean): void {
     if (this.#gone) return;
     if (control) {
-      const at = Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
-      this.#queue.splice(at, 0, frame);
+      const at = this.#qHead + Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
+      if (at === this.#queue.length) this.#queue.push(frame);
+      else this.#queue.splice(at, 0, frame);
     } else {
       this.#queue.push(frame);
     }
@@ -291,7 +293,7 @@ export class WsConnection {
 
   /** Drops queued frames that are not (partly) written yet. */
   #dropQueued(): void {
-    const keep = Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
+    const keep = this.#qHead + Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
     let dropped = 0;
     for (let i = keep; i < this.#queue.length; i++) dropped += this.#queue[i].length;
     this.#queue.length = keep;
@@ -300,7 +302,7 @@ export class WsConnection {
   }
 
   #pump(): void {
-    if (this.#writing || !this.#conn || this.#gone || this.#queue.length === 0) return;
+    if (this.#writing || !this.#conn || this.#gone || this.#queued() === 0) return;
     this.#writing = true;
     this.#writeLoop().catch((err) => {
       this.#hooks?.onError?.(err, "ws write");
@@ -311,7 +313,7 @@ export class WsConnection {
   async #writeLoop(): Promise<void> {
     const conn = this.#conn!;
     try {
-      while (this.#queue.length > 0 && !this.#gone) {
+      while (this.#queued() > 0 && !this.#gone) {
         const chunk = this.#batch();
         let n: number;
         try {
@@ -330,23 +332,23 @@ export class WsConnection {
 
   /** The next bytes to write: the head frame alone, or several small frames copied together. */
   #batch(): Uint8Array {
-    const q = this.#queue;
-    const head = q[0].subarray(this.#headOff);
-    if (q.length === 1 || head.length >= _NO_COPY) {
+    const q = this.#queue, h = this.#qHead;
+    const head = q[h].subarray(this.#headOff);
+    if (q.length - h === 1 || head.length >= _NO_COPY) {
       this.#inflight = 1;
       return head;
     }
     let total = head.length;
-    let k = 1;
+    let k = h + 1;
     while (k < q.length && q[k].length < _NO_COPY && total + q[k].length <= _MAX_BATCH) {
       total += q[k++].length;
     }
-    this.#inflight = k;
-    if (k === 1) return head;
+    this.#inflight = k - h;
+    if (k === h + 1) return head;
     const out = new Uint8Array(total);
     out.set(head, 0);
     let o = head.length;
-    for (let i = 1; i < k; i++) {
+    for (let i = h + 1; i < k; i++) {
       out.set(q[i], o);
       o += q[i].length;
     }
@@ -361,19 +363,20 @@ export class WsConnection {
       if (this.#shared) this.#shared.bytes -= n;
       this.#lastProgressAt = performance.now();
     }
-    const q = this.#queue;
     let left = n;
     while (left > 0) {
-      const rest = q[0].length - this.#headOff;
+      const q = this.#queue; // #shift() may compact it into a new array
+      const rest = q[this.#qHead].length - this.#headOff;
       if (left < rest) {
         this.#headOff += left;
         break;
       }
       left -= rest;
-      const frame = q.shift()!;
+      const frame = q[this.#qHead];
+      this.#shift();
       this.#headOff = 0;
       this.#inflight--;
-      if (this.#closing && q.length === 0 && frame[0] === (0x80 | Opcode.CLOSE)) {
+      if (this.#closing && this.#queued() === 0 && frame[0] === (0x80 | Opcode.CLOSE)) {
         this.#closeFlushed = true;
         // The peer has closed too: the handshake is complete and nothing more will arrive.
         if (this.#peerClose) return this.#teardown();
@@ -388,6 +391,23 @@ export class WsConnection {
       }
     }
     this.#inflight = 0; // the next batch is computed afresh
+  }
+
+  #queued(): number {
+    return this.#queue.length - this.#qHead;
+  }
+
+  /** Drops the head frame; the array is compacted once mostly consumed. */
+  #shift(): void {
+    const q = this.#queue;
+    (q as (Uint8Array | undefined)[])[this.#qHead++] = undefined;
+    if (this.#qHead === q.length) {
+      this.#queue = [];
+      this.#qHead = 0;
+    } else if (this.#qHead >= 1024 && this.#qHead * 2 >= q.length) {
+      this.#queue = q.slice(this.#qHead);
+      this.#qHead = 0;
+    }
   }
 
   #armIdle(ms: number): void {
@@ -417,6 +437,7 @@ export class WsConnection {
     if (this.#shared) this.#shared.bytes -= this.#pendingBytes;
     this.#pendingBytes = 0;
     this.#queue = [];
+    this.#qHead = 0;
     this.#headOff = 0;
     this.#hooks?.closeSocket();
     const pc = this.#peerClose;
