@@ -180,7 +180,8 @@ export class RawWsClient {
       if (hit) return hit;
       const left = end - Date.now();
       if (left <= 0 || this.#done) {
-        throw new Error(`raw client: no ${what}; got ${JSON.stringify(this.received.slice(-3))}`);
+        const last = this.received.slice(-3).map(brief);
+        throw new Error(`raw client: no ${what}; last ${JSON.stringify(last)}`);
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 100));
@@ -335,6 +336,15 @@ export class RawWsClient {
         return; // pong or binary: nothing to do
     }
   }
+}
+
+/** A short description of an envelope for failure messages (never the payload's padding). */
+export function brief(e: Envelope): string {
+  const seq = e.data?.payload?.seq ?? e.data?.value?.seq;
+  const parts = [e.op, e.sid && `sid=${e.sid}`, seq !== undefined && `seq=${seq}`];
+  if (e.op === "error") parts.push(`code=${e.data?.code}`);
+  if (e.op === "cap_update") parts.push(`revoked=${JSON.stringify(e.data?.revoked)}`);
+  return parts.filter(Boolean).join(" ");
 }
 
 function _indexOfHeadEnd(b: Uint8Array): number {

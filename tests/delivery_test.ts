@@ -7,8 +7,12 @@
 
 import assert from "node:assert/strict";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { SESSIONS_KICK_SUBJECT } from "../src/control.ts";
+import type { SessionLimits } from "../src/session.ts";
 import { type Envelope, Stack, type TestClient, waitFor } from "./_harness.ts";
-import { assertExactSeq, assertGaplessPrefix, type RawEnd, RawWsClient } from "./_raw_ws.ts";
+import { assertExactSeq, assertGaplessPrefix, brief, type RawEnd, RawWsClient } from "./_raw_ws.ts";
 
 const _PAD = "x".repeat(64 * 1024);
 
@@ -75,12 +79,26 @@ function _seqs(received: Envelope[], sid: string): number[] {
 }
 
 /** Waits until the subscription got the message numbered `seq` (the sentinel). */
-function _sentinel(c: TestClient | RawWsClient, sid: string, seq: number, ms = 30_000) {
-  return c.next(
-    (e) => e.op === "msg" && e.sid === sid && e.data.payload.seq === seq,
-    ms,
-    `sentinel ${seq} on ${sid}`,
-  );
+async function _sentinel(
+  c: TestClient | RawWsClient,
+  sid: string,
+  seq: number,
+  ms = 30_000,
+): Promise<Envelope> {
+  try {
+    return await c.next(
+      (e) => e.op === "msg" && e.sid === sid && e.data.payload.seq === seq,
+      ms,
+      `sentinel ${seq} on ${sid}`,
+    );
+  } catch {
+    const got = _seqs(c.received, sid);
+    const tail = c.received.slice(-3).map(brief);
+    throw new Error(
+      `no sentinel ${seq} on sid ${sid}: ${got.length} messages, last seqs ` +
+        `${JSON.stringify(got.slice(-5))}, last envelopes ${JSON.stringify(tail)}`,
+    );
+  }
 }
 
 /** A raw client of `user`, subscribed to `subject` (optionally in a queue group), then stalled. */
@@ -147,5 +165,340 @@ Deno.test("delivery: stalled subscribers are cut with 4008, healthy ones miss no
     }
   } finally {
     for (const s of stalled) s.raw.close();
+  }
+});
+
+/** PROTOCOL.md section 6: the default per-connection bound of pending bytes. */
+const _MAX_PENDING = 8 * 1024 * 1024;
+
+/**
+ * Healthy readers offered a burst of `total` bytes at once (open loop: the publisher never waits)
+ * stay connected and get all of it. `limits` go to the gateway through `Stack` (undefined: its
+ * defaults).
+ */
+async function _burstScenario(total: number, limits?: Partial<SessionLimits>): Promise<void> {
+  await using stack = await Stack.start({ gateway: limits ? { limits } : {} });
+  await stack.setCaps("h", { subjects: ["burst.>"] });
+  const readers: Array<{ c: TestClient; sid: string }> = [];
+  for (let i = 0; i < 3; i++) {
+    const c = await stack.client("h");
+    readers.push({ c, sid: await c.sub("burst.a") });
+  }
+  const count = Math.ceil(total / 12_288);
+  // rate 0: every publish is handed to the NATS client in one go, then flushed.
+  await _flood(stack.nc, "burst.a", { count, rate: 0 });
+  for (const [i, r] of readers.entries()) {
+    await Promise.race([
+      _sentinel(r.c, r.sid, count),
+      r.c.closed.then((e) => {
+        throw new Error(`reader ${i} cut off during a ${total} byte burst: ${e.code} ${e.reason}`);
+      }),
+    ]);
+    assertExactSeq(_seqs(r.c.received, r.sid), 0, count, `reader ${i}`);
+  }
+  assert.equal(stack.gateway.sessions("h").length, 3, "nobody was cut");
+}
+
+// Expected to fail while the gateway's default bound is 1 MiB (cut at 2x): PROTOCOL.md section 6
+// makes it 8 MiB, and a burst under the bound never cuts a reader that keeps draining.
+Deno.test("delivery: a 6 MB open-loop burst reaches healthy readers (default limits)", async () => {
+  await _burstScenario(6_000_000);
+});
+
+Deno.test("delivery: a 6 MB open-loop burst reaches healthy readers (8 MiB bound)", async () => {
+  await _burstScenario(6_000_000, { maxPendingBytes: _MAX_PENDING, backpressureTimeoutMs: 250 });
+});
+
+// Expected to fail until the new backpressure rules land (PROTOCOL.md section 6): today a queue
+// above 1 MiB for 250 ms is cut even while its reader drains steadily.
+Deno.test("delivery: a slow but steady reader is never cut below the bound", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("slow", { subjects: ["steady.>"] });
+  await stack.setCaps("h", { subjects: ["steady.>"] });
+  const slow = await RawWsClient.connect(stack.gateway.wsUrl, await stack.token("slow"));
+  try {
+    await slow.next((e) => e.op === "cap_update");
+    const sid = await slow.sub("steady.a");
+    const fast = await stack.client("h");
+    const fsid = await fast.sub("steady.a");
+    // A 1.5 MB/s reader offered 7 MB at 14 MB/s: the kernel's socket buffers take ~4 MB, the
+    // gateway holds the rest (a few MB, for seconds), never near the 8 MiB bound even if the
+    // kernel took nothing. It drains without pause, so the stall rule never applies either.
+    slow.resume(1_500_000);
+    const count = Math.ceil(7e6 / 12_288);
+    await _flood(stack.nc, "steady.a", { count, rate: 14e6 });
+    await _sentinel(fast, fsid, count);
+    const cut = await Promise.race([
+      slow.ended,
+      _sentinel(slow, sid, count, 30_000).then(() => undefined),
+    ]);
+    assert.equal(
+      cut,
+      undefined,
+      `slow reader cut off: ${JSON.stringify(cut)} after ${slow.bytesRead} bytes, ` +
+        `last ${JSON.stringify(slow.received.slice(-2).map(brief))}`,
+    );
+    assertExactSeq(_seqs(slow.received, sid), 0, count, "slow reader");
+    assertExactSeq(_seqs(fast.received, fsid), 0, count, "fast reader");
+  } finally {
+    slow.close();
+  }
+});
+
+Deno.test("delivery: unsub, revocation and kick racing a flood stop only their target", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("obs", { subjects: ["race.>"] });
+  await stack.setCaps("unsub", { subjects: ["race.>"] });
+  await stack.setCaps("rev", { subjects: ["race.>", "keep.>"] });
+  await stack.setCaps("kick", { subjects: ["race.>"] });
+  const observers: Array<{ c: TestClient; sid: string }> = [];
+  const observe = async () => {
+    const c = await stack.client("obs");
+    observers.push({ c, sid: await c.sub("race.a") });
+  };
+  // Each target is followed by an observer in the fan-out order.
+  const unsubC = await stack.client("unsub");
+  const gone = await unsubC.sub("race.a");
+  const kept = await unsubC.sub("race.a");
+  await observe();
+  const revC = await stack.client("rev");
+  const revoked = await revC.sub("race.a");
+  const keepSid = await revC.sub("keep.x");
+  await observe();
+  const kickC = await stack.client("kick");
+  const kickSid = await kickC.sub("race.a");
+  const kickSession = kickC.received.find((e) => e.op === "cap_update")!.data.session;
+  await observe();
+
+  const count = 3000;
+  const size = (seq: number) => 1024 + ((seq * 131) % 3072);
+  const flood = _flood(stack.nc, "race.a", { count, size, rate: 10e6 });
+  const progress = (n: number) =>
+    waitFor(() => observers[0].c.msgs(observers[0].sid).length >= n, 20_000, `${n} delivered`);
+
+  await progress(500);
+  const unsubInbox = unsubC.inbox();
+  unsubC.send({ op: "unsub", data: { id: gone }, inbox: unsubInbox });
+  await progress(1000);
+  await stack.setCaps("rev", { subjects: ["keep.>"] });
+  await progress(1500);
+  const kicked = await stack.nc.request(
+    SESSIONS_KICK_SUBJECT,
+    JSON.stringify({ session: kickSession, reason: "race" }),
+  );
+  assert.equal(kicked.json<{ kicked: boolean }>().kicked, true);
+  await flood;
+
+  for (const [i, o] of observers.entries()) {
+    await _sentinel(o.c, o.sid, count);
+    assertExactSeq(_seqs(o.c.received, o.sid), 0, count, `observer ${i}`);
+  }
+
+  // unsub: the other subscription of the same client is exact; the unsubscribed one got a prefix
+  // and nothing after the reply to its unsub.
+  await _sentinel(unsubC, kept, count);
+  assertExactSeq(_seqs(unsubC.received, kept), 0, count, "unsub client, kept sid");
+  const reply = unsubC.received.findIndex((e) => e.inbox === unsubInbox);
+  assert.equal(unsubC.received[reply].op, "reply");
+  const after = unsubC.received.slice(reply).filter((e) => e.op === "msg" && e.sid === gone);
+  assert.deepEqual(after, [], "no message after the unsub reply");
+  const goneSeqs = _seqs(unsubC.received, gone);
+  assertGaplessPrefix(goneSeqs, 0, "unsubscribed sid");
+  assert.ok(goneSeqs.length < count, "the unsub took effect mid-flood");
+
+  // Revocation: the cap_update lists the sid; nothing on it afterwards, proven by a sentinel on
+  // the subscription that stays (published after the whole flood).
+  const cap = await revC.next(
+    (e) => e.op === "cap_update" && e.data.revoked.includes(revoked),
+    5000,
+    "revoking cap_update",
+  );
+  stack.nc.publish("keep.x", _body(0, 0, true));
+  await _sentinel(revC, keepSid, 0);
+  const capAt = revC.received.indexOf(cap);
+  assert.deepEqual(
+    revC.received.slice(capAt).filter((e) => e.op === "msg" && e.sid === revoked),
+    [],
+    "no message after the revoking cap_update",
+  );
+  const revSeqs = _seqs(revC.received, revoked);
+  assertGaplessPrefix(revSeqs, 0, "revoked sid");
+  assert.ok(revSeqs.length < count, "the revocation took effect mid-flood");
+
+  // Kick: closed with 4000; what it got is a gapless prefix.
+  assert.equal((await kickC.closed).code, 4000);
+  const kickSeqs = _seqs(kickC.received, kickSid);
+  assertGaplessPrefix(kickSeqs, 0, "kicked client");
+  assert.ok(kickSeqs.length < count, "the kick took effect mid-flood");
+});
+
+Deno.test("delivery: a queue group member cut mid-stream loses only what was routed to it", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("q", { subjects: ["qg.>"] });
+  await stack.setCaps("qs", { subjects: ["qg.>"] });
+  const { raw, sid: rawSid } = await _stalledSub(stack, "qs", "qg.x", "workers");
+  const members: Array<{ c: TestClient; sid: string }> = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = await stack.client("q");
+      members.push({ c, sid: await c.sub("qg.x", { queue: "workers" }) });
+    }
+    // Phase 1: flood until the stalled member is cut off (the gateway drops its session).
+    let published = 0;
+    const cut = () => stack.gateway.sessions("qs").length === 0;
+    while (!cut()) {
+      if (published >= 20_000) throw new Error("the stalled queue member was never cut off");
+      await _flood(stack.nc, "qg.x", { from: published, count: 250, rate: 20e6, sentinel: false });
+      published += 250;
+    }
+    // Phase 2: after the cut, every message goes to a live member.
+    const phase2 = 500;
+    await _flood(stack.nc, "qg.x", { from: published, count: phase2, sentinel: false });
+    const total = published + phase2;
+    const union = () => {
+      const seen = new Map<number, string>();
+      const dups: string[] = [];
+      for (const [i, m] of members.entries()) {
+        const seqs = _seqs(m.c.received, m.sid);
+        for (let k = 1; k < seqs.length; k++) {
+          assert.ok(seqs[k] > seqs[k - 1], `member ${i} out of order at ${seqs[k]}`);
+        }
+        for (const q of seqs) {
+          if (seen.has(q)) dups.push(`${q}: ${seen.get(q)} and ${i}`);
+          seen.set(q, `member ${i}`);
+        }
+      }
+      assert.deepEqual(dups, [], "a message delivered twice");
+      return seen;
+    };
+    await waitFor(
+      () => {
+        const seen = union();
+        for (let q = published; q < total; q++) if (!seen.has(q)) return false;
+        return true;
+      },
+      20_000,
+      "every message published after the cut",
+    ).catch((err) => {
+      const seen = union();
+      const missing = [];
+      for (let q = published; q < total; q++) if (!seen.has(q)) missing.push(q);
+      throw new Error(`${err.message}; missing ${missing.slice(0, 20)} (${missing.length})`);
+    });
+    // NATS core queue delivery is at-most-once: a message the group routed to the member that
+    // was then cut (queued in the gateway or in its socket) is lost, and no one else gets it.
+    // So the messages missing from the live members are exactly the cut member's share: never
+    // one of the live members' own, never one delivered twice, never one published after the cut.
+    const end = await _assertCut(stack, raw, "qs");
+    const seen = union();
+    const rawSeqs = _seqs(raw.received, rawSid);
+    for (let k = 1; k < rawSeqs.length; k++) assert.ok(rawSeqs[k] > rawSeqs[k - 1]);
+    for (const q of rawSeqs) assert.ok(!seen.has(q), `${q} reached the cut member and another`);
+    const missing = [];
+    for (let q = 0; q < total; q++) if (!seen.has(q) && !rawSeqs.includes(q)) missing.push(q);
+    for (const q of missing) assert.ok(q < published, `${q} lost after the cut`);
+    for (const m of members) assert.equal(m.c.ws.readyState, WebSocket.OPEN);
+    assert.ok(end.how !== "close" || end.code === 4008);
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("delivery: kv_sub watchers keep exact revisions while a stalled watcher is cut", async () => {
+  await using stack = await Stack.start();
+  const caps = { buckets: { kvd: [">"] } };
+  await stack.setCaps("kw", caps);
+  await stack.setCaps("kws", caps);
+  await new Kvm(stack.nc).create("kvd");
+  const kvSub = async (c: TestClient | RawWsClient) => {
+    const r = await c.request({ op: "kv_sub", target: "kvd", data: { updates_only: true } });
+    assert.equal(r.op, "reply", JSON.stringify(r.data));
+    const sid = r.data.id as string;
+    await c.next((e) => e.op === "msg" && e.sid === sid && e.data.op === "ready");
+    return sid;
+  };
+  const raw = await RawWsClient.connect(stack.gateway.wsUrl, await stack.token("kws"));
+  try {
+    await raw.next((e) => e.op === "cap_update");
+    const rawSid = await kvSub(raw);
+    raw.stall();
+    const watchers: Array<{ c: TestClient; sid: string }> = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await stack.client("kw");
+      watchers.push({ c, sid: await kvSub(c) });
+    }
+    // Puts as plain publishes on the bucket's subjects (open loop, paced), one key each: a key
+    // written again before a lagging watcher reads it would legitimately skip a revision.
+    const count = 3000;
+    const t0 = performance.now();
+    let bytes = 0;
+    for (let seq = 0; seq <= count; seq++) {
+      const body = seq === count ? _body(seq, 0, true) : _body(seq, _size8to16k(seq));
+      stack.nc.publish(`$KV.kvd.k.${seq}`, body);
+      bytes += body.length;
+      if (seq % 16 === 15) {
+        const wait = t0 + (bytes / 20e6) * 1000 - performance.now();
+        await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+      }
+    }
+    await stack.nc.flush();
+    for (const [i, w] of watchers.entries()) {
+      const done = await w.c.next(
+        (e) => e.op === "msg" && e.sid === w.sid && e.data.value?.seq === count,
+        30_000,
+        "sentinel put",
+      );
+      const puts = w.c.msgs(w.sid).filter((e) => e.data.op === "put");
+      assertExactSeq(puts.map((e) => e.data.value.seq), 0, count, `watcher ${i} values`);
+      const first = puts[0].data.revision as number;
+      assertExactSeq(puts.map((e) => e.data.revision), first, done.data.revision, `watcher ${i}`);
+    }
+    await _assertCut(stack, raw, "kws");
+    const rawPuts = raw.msgs(rawSid).filter((e) => e.data.op === "put");
+    assertGaplessPrefix(rawPuts.map((e) => e.data.value.seq), 0, "cut watcher");
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("delivery: js_sub readers keep the exact stream sequence while a neighbour is cut", async () => {
+  await using stack = await Stack.start();
+  const caps = { streams: { JD: [">"] }, subjects: ["jd.>"] };
+  await stack.setCaps("jr", caps);
+  await stack.setCaps("js", caps);
+  const jsm = await jetstreamManager(stack.nc);
+  await jsm.streams.add({ name: "JD", subjects: ["jd.>"] });
+  const jsSub = async (c: TestClient | RawWsClient) => {
+    const r = await c.request({ op: "js_sub", target: "JD", data: { deliver: "all" } });
+    assert.equal(r.op, "reply", JSON.stringify(r.data));
+    return r.data.id as string;
+  };
+  // The neighbour has a js_sub and a core sub on the same subjects; js_sub delivery pauses for a
+  // client that does not read, the core flood is what gets it cut off mid-stream.
+  const raw = await RawWsClient.connect(stack.gateway.wsUrl, await stack.token("js"));
+  try {
+    await raw.next((e) => e.op === "cap_update");
+    const rawJs = await jsSub(raw);
+    const rawCore = await raw.sub("jd.x");
+    raw.stall();
+    const readers: Array<{ c: TestClient; sid: string }> = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await stack.client("jr");
+      readers.push({ c, sid: await jsSub(c) });
+    }
+    const count = 2000;
+    await _flood(stack.nc, "jd.x", { count, rate: 20e6 });
+    for (const [i, r] of readers.entries()) {
+      await _sentinel(r.c, r.sid, count);
+      const msgs = r.c.msgs(r.sid);
+      assertExactSeq(msgs.map((e) => e.data.payload.seq), 0, count, `reader ${i} payloads`);
+      assertExactSeq(msgs.map((e) => e.data.seq), 1, count + 1, `reader ${i} stream seq`);
+    }
+    await _assertCut(stack, raw, "js");
+    assertGaplessPrefix(_seqs(raw.received, rawCore), 0, "cut neighbour, core");
+    const rawJsSeqs = raw.msgs(rawJs).map((e) => e.data.seq);
+    assertGaplessPrefix(rawJsSeqs, 1, "cut neighbour, js");
+  } finally {
+    raw.close();
   }
 });
