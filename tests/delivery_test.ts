@@ -6,6 +6,7 @@
  * @module */
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -500,5 +501,230 @@ Deno.test("delivery: js_sub readers keep the exact stream sequence while a neigh
     assertGaplessPrefix(rawJsSeqs, 1, "cut neighbour, js");
   } finally {
     raw.close();
+  }
+});
+
+// ---- seeded property: random subscribers, random floods, random cuts ----
+
+/** What happens to a client during a run. */
+type _Fate = "survive" | "close" | "stall" | "unsub" | "kick" | "revoke";
+
+/** One run's plan, drawn by fast-check from a seed. */
+interface _Plan {
+  subjects: number;
+  clients: Array<{ subs: number[]; fate: _Fate; at: number }>;
+  msgs: Array<{ s: number; size: number }>;
+}
+
+const _planArb: fc.Arbitrary<_Plan> = fc.integer({ min: 2, max: 3 }).chain((subjects) =>
+  fc.integer({ min: 1500, max: 3000 }).chain((total) =>
+    fc.record({
+      subjects: fc.constant(subjects),
+      clients: fc.array(
+        fc.record({
+          subs: fc.uniqueArray(fc.nat(subjects - 1), { minLength: 1, maxLength: 2 }),
+          // Survivors and stalls (the cut that happens during a fan-out) twice as likely.
+          fate: fc.constantFrom<_Fate>(
+            ...[
+              "survive",
+              "survive",
+              "stall",
+              "stall",
+              "close",
+              "unsub",
+              "kick",
+              "revoke",
+            ] as const,
+          ),
+          at: fc.nat(total - 1),
+        }),
+        { minLength: 4, maxLength: 8 },
+      ),
+      msgs: fc.array(
+        fc.record({ s: fc.nat(subjects - 1), size: fc.integer({ min: 50, max: 16_000 }) }),
+        { minLength: total, maxLength: total },
+      ),
+    })
+  )
+);
+
+/** A client of one run, as the checks need it. */
+interface _RunClient {
+  fate: _Fate;
+  user: string;
+  session: string;
+  c: TestClient | RawWsClient;
+  /** Subject index per sid. */
+  sids: Array<{ sid: string; s: number }>;
+  /** Index in `received` of the unsub reply or revoking cap_update (unsub and revoke fates). */
+  cutAt?: () => number;
+}
+
+/** When a client's fate strikes; a stall within the first quarter, so that enough follows it
+ * for a cut to be likely. */
+function _strikeAt(p: _Plan["clients"][number]): number {
+  return p.fate === "stall" ? p.at >> 2 : p.at;
+}
+
+async function _propertyRun(plan: _Plan, run: number): Promise<void> {
+  await using stack = await Stack.start();
+  const subject = (s: number) => `prop.r${run}.s${s}`;
+  const all = Array.from({ length: plan.subjects }, (_, s) => s);
+  await stack.setCaps("pobs", { subjects: ["prop.>"] });
+  const clients: _RunClient[] = [];
+  for (const [i, p] of plan.clients.entries()) {
+    const user = `p${i}`;
+    await stack.setCaps(user, { subjects: p.subs.map(subject) });
+    const c = p.fate === "stall"
+      ? await RawWsClient.connect(stack.gateway.wsUrl, await stack.token(user))
+      : await stack.client(user);
+    const cap = await c.next((e) => e.op === "cap_update");
+    const sids = [];
+    for (const s of p.subs) sids.push({ sid: await c.sub(subject(s)), s });
+    clients.push({ fate: p.fate, user, session: cap.data.session, c, sids });
+  }
+  // An observer on every subject, subscribed last (so it comes after every other subscriber in
+  // the fan-out): when it has every sentinel, the gateway has dispatched the whole flood.
+  const obs = await stack.client("pobs");
+  const observer: _RunClient = {
+    fate: "survive",
+    user: "pobs",
+    session: "",
+    c: obs,
+    sids: await Promise.all(all.map(async (s) => ({ sid: await obs.sub(subject(s)), s }))),
+  };
+
+  const strike = async (rc: _RunClient): Promise<void> => {
+    const c = rc.c;
+    switch (rc.fate) {
+      case "close":
+        return await (c as TestClient).close();
+      case "stall":
+        return (c as RawWsClient).stall();
+      case "kick": {
+        const r = await stack.nc.request(
+          SESSIONS_KICK_SUBJECT,
+          JSON.stringify({ session: rc.session, reason: "property" }),
+        );
+        assert.equal(r.json<{ kicked: boolean }>().kicked, true);
+        return;
+      }
+      case "unsub": {
+        const tc = c as TestClient;
+        const inbox = tc.inbox();
+        tc.send({ op: "unsub", data: { id: rc.sids[0].sid }, inbox });
+        rc.cutAt = () => tc.received.findIndex((e) => e.inbox === inbox && e.op === "reply");
+        return;
+      }
+      case "revoke": {
+        const gone = rc.sids[0].sid;
+        const keep = rc.sids.slice(1).map((x) => subject(x.s));
+        rc.cutAt = () =>
+          c.received.findIndex((e) => e.op === "cap_update" && e.data.revoked.includes(gone));
+        await stack.setCaps(rc.user, { subjects: keep });
+        return;
+      }
+    }
+  };
+
+  // The flood: per subject sequence numbers, subjects interleaved as planned, ~20 MB/s; each
+  // client's fate strikes right after message `at` is handed to NATS (racing delivery).
+  const next = all.map(() => 0);
+  const strikes: Promise<void>[] = [];
+  const t0 = performance.now();
+  let bytes = 0;
+  for (const [i, m] of plan.msgs.entries()) {
+    const body = _body(next[m.s]++, m.size);
+    stack.nc.publish(subject(m.s), body);
+    bytes += body.length;
+    for (const [k, p] of plan.clients.entries()) {
+      if (_strikeAt(p) === i && p.fate !== "survive") strikes.push(strike(clients[k]));
+    }
+    if (i % 8 === 7) {
+      const wait = t0 + (bytes / 20e6) * 1000 - performance.now();
+      await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    }
+  }
+  for (const s of all) stack.nc.publish(subject(s), _body(next[s], 0, true));
+  await stack.nc.flush();
+  await Promise.all(strikes);
+  const count = (s: number) => next[s];
+
+  for (const x of observer.sids) await _sentinel(obs, x.sid, count(x.s));
+  const exact = (rc: _RunClient, x: { sid: string; s: number }, what: string) =>
+    assertExactSeq(_seqs(rc.c.received, x.sid), 0, count(x.s), `${rc.user} ${what} ${x.sid}`);
+  const prefix = (rc: _RunClient, x: { sid: string; s: number }, what: string) =>
+    assertGaplessPrefix(_seqs(rc.c.received, x.sid), 0, `${rc.user} ${what} ${x.sid}`);
+  for (const x of observer.sids) exact(observer, x, "observer");
+
+  for (const rc of clients) {
+    switch (rc.fate) {
+      case "survive":
+        for (const x of rc.sids) {
+          await _sentinel(rc.c, x.sid, count(x.s));
+          exact(rc, x, "survivor");
+        }
+        break;
+      case "close":
+        for (const x of rc.sids) prefix(rc, x, "closed");
+        break;
+      case "kick":
+        assert.equal((await (rc.c as TestClient).closed).code, 4000, `${rc.user} kicked`);
+        for (const x of rc.sids) prefix(rc, x, "kicked");
+        break;
+      case "unsub":
+      case "revoke": {
+        const [gone, ...kept] = rc.sids;
+        for (const x of kept) {
+          await _sentinel(rc.c, x.sid, count(x.s));
+          exact(rc, x, `${rc.fate} kept`);
+        }
+        // Fence: the observer has every sentinel, so anything for this client is queued; a pong
+        // comes after it.
+        const pong = await (rc.c as TestClient).request({ op: "ping" });
+        assert.equal(pong.op, "pong");
+        const at = rc.cutAt!();
+        assert.ok(at >= 0, `${rc.user}: no ${rc.fate} answer`);
+        const late = rc.c.received.slice(at).filter((e) => e.op === "msg" && e.sid === gone.sid);
+        assert.deepEqual(late.map(brief), [], `${rc.user}: messages after its ${rc.fate}`);
+        prefix(rc, gone, rc.fate);
+        break;
+      }
+      case "stall": {
+        // Either cut off (4008, a gapless prefix) or, resumed, it gets everything.
+        const raw = rc.c as RawWsClient;
+        raw.resume();
+        const end = await Promise.race([
+          raw.ended,
+          Promise.all(rc.sids.map((x) => _sentinel(raw, x.sid, count(x.s)))).then(() => undefined),
+        ]);
+        if (Deno.env.get("NATSGATE_PROPERTY_DEBUG")) console.log(rc.user, rc.sids, end);
+        if (end) {
+          assert.ok(end.how !== "close" || end.code === 4008, `${rc.user}: ${JSON.stringify(end)}`);
+          for (const x of rc.sids) prefix(rc, x, "cut");
+        } else for (const x of rc.sids) exact(rc, x, "stalled, resumed");
+        raw.close();
+        break;
+      }
+    }
+  }
+}
+
+Deno.test("delivery: seeded property: random cuts never cost a survivor a message", async () => {
+  const seed = Number(Deno.env.get("NATSGATE_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+  const runs = Number(Deno.env.get("NATSGATE_PROPERTY_RUNS") ?? 3);
+  const plans = fc.sample(_planArb, { seed, numRuns: runs });
+  for (const [run, plan] of plans.entries()) {
+    try {
+      await _propertyRun(plan, run);
+    } catch (err) {
+      const fates = plan.clients.map((c) => `${c.fate}@${_strikeAt(c)}[${c.subs}]`).join(" ");
+      throw new Error(
+        `seeded property failed: NATSGATE_SEED=${seed} (run ${run} of ${runs}; ` +
+          `${plan.subjects} subjects, ${plan.msgs.length} messages; clients ${fates}): ` +
+          `${err instanceof Error ? err.message : err}`,
+        { cause: err },
+      );
+    }
   }
 });
