@@ -17,6 +17,16 @@ import { assertExactSeq, assertGaplessPrefix, brief, type RawEnd, RawWsClient } 
 
 const _PAD = "x".repeat(64 * 1024);
 
+/** PROTOCOL.md section 6: the default per-connection bound of pending bytes. */
+const _MAX_PENDING = 8 * 1024 * 1024;
+
+/**
+ * The protocol's default limits, spelled out for tests about isolation between subscribers
+ * rather than about the bound: with today's smaller default an in-process reader can be cut
+ * when the two cores are busy, which would hide what those tests look at.
+ */
+const _PROTOCOL_LIMITS = { maxPendingBytes: _MAX_PENDING, backpressureTimeoutMs: 250 };
+
 /** A message body: `{"seq":n,"pad":"…"}`, about `size` bytes; the sentinel also has `end`. */
 function _body(seq: number, size: number, end = false): string {
   return JSON.stringify(end ? { seq, end } : { seq, pad: _PAD.slice(0, Math.max(0, size - 20)) });
@@ -86,17 +96,28 @@ async function _sentinel(
   seq: number,
   ms = 30_000,
 ): Promise<Envelope> {
+  const closed = c instanceof RawWsClient
+    ? c.ended.then((e) => `${e.how} ${e.code ?? ""} ${e.reason ?? ""}`)
+    : c.closed.then((e) => `close ${e.code} ${e.reason}`);
+  let why = "timed out";
   try {
-    return await c.next(
-      (e) => e.op === "msg" && e.sid === sid && e.data.payload.seq === seq,
-      ms,
-      `sentinel ${seq} on ${sid}`,
-    );
+    return await Promise.race([
+      c.next(
+        (e) => e.op === "msg" && e.sid === sid && e.data.payload.seq === seq,
+        ms,
+        `sentinel ${seq} on ${sid}`,
+      ),
+      // A reader that is cut off fails at once, saying how.
+      closed.then((how) => {
+        why = `connection ended: ${how}`;
+        throw new Error(why);
+      }),
+    ]);
   } catch {
     const got = _seqs(c.received, sid);
     const tail = c.received.slice(-3).map(brief);
     throw new Error(
-      `no sentinel ${seq} on sid ${sid}: ${got.length} messages, last seqs ` +
+      `no sentinel ${seq} on sid ${sid} (${why}): ${got.length} messages, last seqs ` +
         `${JSON.stringify(got.slice(-5))}, last envelopes ${JSON.stringify(tail)}`,
     );
   }
@@ -168,9 +189,6 @@ Deno.test("delivery: stalled subscribers are cut with 4008, healthy ones miss no
   }
 });
 
-/** PROTOCOL.md section 6: the default per-connection bound of pending bytes. */
-const _MAX_PENDING = 8 * 1024 * 1024;
-
 /**
  * Healthy readers offered a burst of `total` bytes at once (open loop: the publisher never waits)
  * stay connected and get all of it. `limits` go to the gateway through `Stack` (undefined: its
@@ -206,7 +224,7 @@ Deno.test("delivery: a 6 MB open-loop burst reaches healthy readers (default lim
 });
 
 Deno.test("delivery: a 6 MB open-loop burst reaches healthy readers (8 MiB bound)", async () => {
-  await _burstScenario(6_000_000, { maxPendingBytes: _MAX_PENDING, backpressureTimeoutMs: 250 });
+  await _burstScenario(6_000_000, _PROTOCOL_LIMITS);
 });
 
 // Expected to fail until the new backpressure rules land (PROTOCOL.md section 6): today a queue
@@ -242,7 +260,7 @@ Deno.test("delivery: a slow but steady reader is never cut below the bound", asy
 });
 
 Deno.test("delivery: unsub, revocation and kick racing a flood stop only their target", async () => {
-  await using stack = await Stack.start();
+  await using stack = await Stack.start({ gateway: { limits: _PROTOCOL_LIMITS } });
   await stack.setCaps("obs", { subjects: ["race.>"] });
   await stack.setCaps("unsub", { subjects: ["race.>"] });
   await stack.setCaps("rev", { subjects: ["race.>", "keep.>"] });
@@ -329,7 +347,7 @@ Deno.test("delivery: unsub, revocation and kick racing a flood stop only their t
 });
 
 Deno.test("delivery: a queue group member cut mid-stream loses only what was routed to it", async () => {
-  await using stack = await Stack.start();
+  await using stack = await Stack.start({ gateway: { limits: _PROTOCOL_LIMITS } });
   await stack.setCaps("q", { subjects: ["qg.>"] });
   await stack.setCaps("qs", { subjects: ["qg.>"] });
   const { raw, sid: rawSid } = await _stalledSub(stack, "qs", "qg.x", "workers");
@@ -401,7 +419,7 @@ Deno.test("delivery: a queue group member cut mid-stream loses only what was rou
 });
 
 Deno.test("delivery: kv_sub watchers keep exact revisions while a stalled watcher is cut", async () => {
-  await using stack = await Stack.start();
+  await using stack = await Stack.start({ gateway: { limits: _PROTOCOL_LIMITS } });
   const caps = { buckets: { kvd: [">"] } };
   await stack.setCaps("kw", caps);
   await stack.setCaps("kws", caps);
@@ -439,11 +457,16 @@ Deno.test("delivery: kv_sub watchers keep exact revisions while a stalled watche
     }
     await stack.nc.flush();
     for (const [i, w] of watchers.entries()) {
-      const done = await w.c.next(
-        (e) => e.op === "msg" && e.sid === w.sid && e.data.value?.seq === count,
-        30_000,
-        "sentinel put",
-      ).catch(async (err) => {
+      const done = await Promise.race([
+        w.c.next(
+          (e) => e.op === "msg" && e.sid === w.sid && e.data.value?.seq === count,
+          30_000,
+          "sentinel put",
+        ),
+        w.c.closed.then((e) => {
+          throw new Error(`connection ended: ${e.code} ${e.reason}`);
+        }),
+      ]).catch(async (err) => {
         const lasts = watchers.map((x) => x.c.msgs(x.sid).at(-1)?.data.revision);
         const info = await (await jetstreamManager(stack.nc)).streams.info("KV_kvd");
         throw new Error(
@@ -467,7 +490,7 @@ Deno.test("delivery: kv_sub watchers keep exact revisions while a stalled watche
 });
 
 Deno.test("delivery: js_sub readers keep the exact stream sequence while a neighbour is cut", async () => {
-  await using stack = await Stack.start();
+  await using stack = await Stack.start({ gateway: { limits: _PROTOCOL_LIMITS } });
   const caps = { streams: { JD: [">"] }, subjects: ["jd.>"] };
   await stack.setCaps("jr", caps);
   await stack.setCaps("js", caps);
