@@ -755,7 +755,6 @@ async function _propertyRun(plan: _Plan, run: number): Promise<void> {
           raw.ended,
           Promise.all(rc.sids.map((x) => _sentinel(raw, x.sid, count(x.s)))).then(() => undefined),
         ]);
-        if (Deno.env.get("NATSGATE_PROPERTY_DEBUG")) console.log(rc.user, rc.sids, end);
         if (end) {
           assert.ok(end.how !== "close" || end.code === 4008, `${rc.user}: ${JSON.stringify(end)}`);
           for (const x of rc.sids) prefix(rc, x, "cut");
