@@ -338,7 +338,9 @@ function _wait(idleMs: number, deadline: number): Promise<void> {
         lastReceived = rounds.received;
         lastChange = now;
       }
-      if (rounds.doneAt > 0 || now - lastChange > idleMs || now > deadline) finish();
+      // Idle counts only once the round's messages flow (the publisher may take a while to start).
+      const idle = rounds.received > 0 && now - lastChange > idleMs;
+      if (rounds.doneAt > 0 || idle || now > deadline) finish();
     }, 20);
     rounds.onProgress = finish;
     if (rounds.doneAt > 0) finish();

@@ -49,6 +49,9 @@ export interface RoundResult {
   tailMs: number;
   /** CPU µs per delivered message, by process. */
   cpuUs: { nats: number; gateway: number; client: number };
+  /** Cores each process kept busy over the round (CPU time / wall time): a client process near
+   * 1.0 means the figure is bounded by the bench's own client process, not by the server. */
+  cores: { nats: number; gateway: number; client: number };
   /** WebSocket frames per delivered message, and bytes of frame data per delivered message. */
   framesPerMsg: number;
   bytesPerMsg: number;
@@ -112,12 +115,14 @@ export class OpenLoopClients {
       gateway: this.target.gatewayPid,
       client: proc.pid,
     };
+    const wall0 = performance.now();
     const before = await _cpuAll(pids);
     const [p, r] = await Promise.all([
       publish(),
       proc.cmd({ op: "wait", idleMs: 3000, maxMs: 120_000 }) as Promise<RoundReport>,
     ]);
     const after = await _cpuAll(pids);
+    const wallNs = (performance.now() - wall0) * 1e6;
     const cut = r.cut - this.#cutBefore;
     this.#cutBefore = r.cut;
     const end = r.doneAt > 0 ? r.doneAt : r.lastAt;
@@ -126,6 +131,8 @@ export class OpenLoopClients {
     const d = Math.max(r.received, 1);
     const per = (k: keyof typeof pids) =>
       pids[k] === undefined ? NaN : cpuDeltaNs(before[k]!, after[k]!) / 1000 / d;
+    const cores = (k: keyof typeof pids) =>
+      pids[k] === undefined ? NaN : cpuDeltaNs(before[k]!, after[k]!) / wallNs;
     const why: string[] = [];
     if (cut > 0) why.push(`${cut} clients cut ${JSON.stringify(r.closeCodes)}`);
     if (r.missing > 0) why.push(`${r.missing} messages missing`);
@@ -152,6 +159,7 @@ export class OpenLoopClients {
       seqErrors: r.seqErrors,
       tailMs,
       cpuUs: { nats: per("nats"), gateway: per("gateway"), client: per("client") },
+      cores: { nats: cores("nats"), gateway: cores("gateway"), client: cores("client") },
       framesPerMsg: r.frames / d,
       bytesPerMsg: r.bytes / d,
     };

@@ -46,7 +46,6 @@ async function _main(): Promise<void> {
         out({ op: "burst", t0, t1: _now() });
       } else if (cmd.op === "rate") {
         const total = Math.round(cmd.rate * cmd.ms / 1000);
-        const bodies = Array.from({ length: total }, (_, i) => payload(i));
         let sent = 0;
         let lagMs = 0;
         const t0 = _now();
@@ -55,7 +54,7 @@ async function _main(): Promise<void> {
           const due = Math.min(total, Math.floor((now - t0) / 1000 * cmd.rate) + 1);
           // How far behind schedule this tick starts (the publisher itself too slow or starved).
           lagMs = Math.max(lagMs, now - t0 - sent / cmd.rate * 1000);
-          while (sent < due) nc.publish(cmd.subject, bodies[sent++]);
+          while (sent < due) nc.publish(cmd.subject, payload(sent++));
           await new Promise((r) => setTimeout(r, 1));
         }
         await nc.flush();

@@ -128,6 +128,11 @@ const BURST_DELIVERIES = Number(
     (QUICK ? 40_000 : 400_000),
 );
 
+function _cores(c: { nats: number; gateway: number; client: number }): string {
+  const f = (n: number) => Number.isNaN(n) ? "—" : n.toFixed(2);
+  return `nats-server ${f(c.nats)}, natsgate ${f(c.gateway)}, client process ${f(c.client)}`;
+}
+
 /** Sustained-rate rounds: length, grace for the last delivery, most rounds per search. */
 const OPEN_ROUND_MS = QUICK ? 1000 : 3000;
 const OPEN_GRACE_MS = Math.max(250, OPEN_ROUND_MS / 10);
@@ -165,7 +170,11 @@ async function _openLoop(
                 r.cpuUs.client.toFixed(2)
               }`,
           );
-          if (!r.ok) notes.push(`open-loop burst, ${label}, ${t.name}: ${r.why}`);
+          notes.push(
+            `open-loop burst, ${label}, ${t.name}: ${r.ms.toFixed(0)} ms; cores busy ${
+              _cores(r.cores)
+            }${r.ok ? "" : `; ${r.why}`}`,
+          );
         }
         const { native: a, gateway: b } = res;
         const sc = `open-loop burst, ${label}, ${msgs} msgs`;
@@ -252,7 +261,9 @@ async function _openLoop(
           notes.push(
             `open-loop rate, ${label}, ${t.name}: steps ${
               r.steps.map((s) => `${s.rate}${s.ok ? " ok" : " fail"}`).join(", ")
-            }${Number.isFinite(r.failedAt) ? `; at ${r.failedAt} msg/s: ${r.failedWhy}` : ""}`,
+            }${Number.isFinite(r.failedAt) ? `; at ${r.failedAt} msg/s: ${r.failedWhy}` : ""}${
+              r.best ? `; cores busy at ${r.rate} msg/s: ${_cores(r.best.cores)}` : ""
+            }`,
           );
         }
         const { native: a, gateway: b } = res;
@@ -792,6 +803,10 @@ How to read:
   application would (gateway: \`JSON.parse\` of each envelope; native: the MSG header, then
   \`JSON.parse\` of the payload), so its figure is the client-side decode cost; WebSocket frames
   and frame bytes per message are beside it.
+- All clients share one process. The notes give the cores each process kept busy per round: a
+  client process near 1.0 means that row is bounded by the bench's own client process (one
+  frame per message to 1000 sockets costs it more than real browsers, each with its own core,
+  would pay), not by the server. The machine's load average is noted too.
 - Latency is publish-to-receive on the same machine's clock.
 
 ${table}
