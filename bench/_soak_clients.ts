@@ -2,8 +2,60 @@
  * Driven by bench/soak.ts over stdin/stdout (one JSON line per command); counts every error it sees.
  * @module */
 
+import { RawWebSocket } from "./_raw_ws.ts";
+
+/** Slow readers on a busy subject: a third read steadily, a third pause their reader for random
+ * periods and resume, a third stop reading for good at a random time (the gateway must cut them
+ * with 4008). Each checks the `seq` of every message it gets. */
+export interface StallSpec {
+  /** Number of slow-reader clients (raw TCP WebSockets, reads only when not stalled). */
+  count: number;
+  /** The busy subject, published by the orchestrator with payloads `{"seq":n,…}`. */
+  subject: string;
+  /** A token per client (each user holds few connections). */
+  tokens: string[];
+  /** Stall-forever start times are drawn from [fromMs, toMs] after `start`. */
+  foreverFromMs: number;
+  foreverToMs: number;
+  /** Recovering clients pause for a random time in [pauseMinMs, pauseMaxMs] … */
+  pauseMinMs: number;
+  pauseMaxMs: number;
+  /** … about every `pauseEveryMs` (random, mean). */
+  pauseEveryMs: number;
+}
+
+/** What the slow readers saw; see {@link StallSpec}. */
+export interface StallReport {
+  /** Clients by behaviour. */
+  steady: number;
+  recovering: number;
+  forever: number;
+  /** Pauses taken by recovering clients, their total time, the longest. */
+  pauses: number;
+  pausedMs: number;
+  longestPauseMs: number;
+  /** Forever-stallers that have stopped reading. */
+  foreverStalled: number;
+  /** Connections the server ended, by behaviour, and the close codes seen (`eof`: no frame). */
+  cut: { steady: number; recovering: number; forever: number };
+  closeCodes: Record<string, number>;
+  /** Sequence errors (gap, repeat, reorder) at clients not cut, and at cut ones before the cut. */
+  seqErrorsNotCut: number;
+  seqErrorsCut: number;
+  /** Messages received, all slow readers. */
+  received: number;
+  /** After `close`: clients not cut that did not reach the last published seq, and
+   * forever-stallers whose connection was still open (never cut). */
+  tailMissing: number;
+  notCut: number;
+  /** Upgrade or subscribe failures. */
+  failures: number;
+}
+
 /** What the orchestrator asks this process to run. */
 export interface SoakClientsSpec {
+  /** Slow readers (optional). */
+  stall?: StallSpec;
   /** Gateway WebSocket URL without token (`ws://127.0.0.1:<port>/ws`). */
   url: string;
   /** User ids; slot `i` is user `i % users.length`. */
@@ -74,6 +126,8 @@ export interface SoakClientsReport {
   unhandled: number;
   /** The first few error descriptions, for the report. */
   samples: string[];
+  /** The slow readers, when the spec has any. */
+  stall?: StallReport;
 }
 
 const _LOST_MS = 15_000;
@@ -448,6 +502,178 @@ class _Slot {
   }
 }
 
+function _newStallReport(): StallReport {
+  return {
+    steady: 0,
+    recovering: 0,
+    forever: 0,
+    pauses: 0,
+    pausedMs: 0,
+    longestPauseMs: 0,
+    foreverStalled: 0,
+    cut: { steady: 0, recovering: 0, forever: 0 },
+    closeCodes: {},
+    seqErrorsNotCut: 0,
+    seqErrorsCut: 0,
+    received: 0,
+    tailMissing: 0,
+    notCut: 0,
+    failures: 0,
+  };
+}
+
+const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One slow reader: reads the busy subject, pausing as its behaviour says. */
+class _Staller {
+  readonly kind: "steady" | "recovering" | "forever";
+  #spec: StallSpec;
+  #token: string;
+  #ws?: RawWebSocket;
+  #rep: StallReport;
+  /** Last seq seen (-1: none yet). */
+  lastSeq = -1;
+  seqErrors = 0;
+  /** The server ended the connection, with this code (`eof` without a close frame). */
+  endedWith: string | undefined;
+  #stopAt: number;
+  #finishing = false;
+  #resume: () => void = () => {};
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(i: number, spec: StallSpec, rep: StallReport, started: number) {
+    this.kind = (["steady", "recovering", "forever"] as const)[i % 3];
+    this.#spec = spec;
+    this.#token = spec.tokens[i % spec.tokens.length];
+    this.#rep = rep;
+    this.#stopAt = started + spec.foreverFromMs +
+      Math.random() * Math.max(0, spec.foreverToMs - spec.foreverFromMs);
+    rep[this.kind]++;
+  }
+
+  async start(url: string): Promise<void> {
+    try {
+      this.#ws = await RawWebSocket.connect(`${url}?token=${encodeURIComponent(this.#token)}`);
+      await this.#ws.send(
+        JSON.stringify({ op: "sub", target: this.#spec.subject, inbox: "stall" }),
+      );
+    } catch (err) {
+      this.#rep.failures++;
+      _sample(`slow reader: ${(err as Error).message}`);
+      return;
+    }
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const ws = this.#ws!;
+    let nextPause = performance.now() + Math.random() * 2 * this.#spec.pauseEveryMs;
+    while (true) {
+      const now = performance.now();
+      if (!this.#finishing && this.kind === "forever" && now >= this.#stopAt) {
+        // Stop reading for good: only `finish` looks at the connection again.
+        this.#rep.foreverStalled++;
+        await new Promise<void>((r) => this.#resume = r);
+      } else if (!this.#finishing && this.kind === "recovering" && now >= nextPause) {
+        const ms = this.#spec.pauseMinMs +
+          Math.random() * (this.#spec.pauseMaxMs - this.#spec.pauseMinMs);
+        this.#rep.pauses++;
+        this.#rep.pausedMs += ms;
+        this.#rep.longestPauseMs = Math.max(this.#rep.longestPauseMs, ms);
+        await _sleep(ms);
+        nextPause = performance.now() + Math.random() * 2 * this.#spec.pauseEveryMs;
+      }
+      let f;
+      try {
+        f = await ws.read();
+      } catch {
+        f = null;
+      }
+      if (f === null) return this.#ended("eof");
+      if (f.opcode === 8) {
+        return this.#ended(f.data.length >= 2 ? String((f.data[0] << 8) | f.data[1]) : "1005");
+      }
+      if (f.opcode === 1) this.#onText(new TextDecoder().decode(f.data));
+    }
+  }
+
+  #onText(text: string): void {
+    for (const line of text.split("\n")) {
+      const at = line.indexOf('"seq":');
+      if (at < 0 || !line.startsWith('{"v":1,"op":"msg"')) continue;
+      const seq = parseInt(line.slice(at + 6), 10);
+      this.#rep.received++;
+      if (this.lastSeq >= 0 && seq !== this.lastSeq + 1) {
+        this.seqErrors++;
+        _sample(`slow reader (${this.kind}): seq ${seq} after ${this.lastSeq}`);
+      }
+      this.lastSeq = seq;
+    }
+  }
+
+  #ended(code: string): void {
+    this.endedWith = code;
+    this.#ws?.close();
+  }
+
+  /**
+   * Stops pausing and reads on: a client not cut must reach `lastSeq`; a forever-staller reads
+   * what the server left in its socket, which must end in a close (it was cut) before `ms`.
+   */
+  async finish(lastSeq: number, ms: number): Promise<void> {
+    this.#finishing = true;
+    this.#resume();
+    const end = performance.now() + ms;
+    while (this.endedWith === undefined && this.lastSeq < lastSeq && performance.now() < end) {
+      await _sleep(50);
+    }
+    if (this.kind === "forever") {
+      // Idle for 3 s without a close: the server never cut it.
+      let seen = this.#rep.received;
+      let idleSince = performance.now();
+      while (this.endedWith === undefined && performance.now() < end) {
+        await _sleep(100);
+        if (this.#rep.received !== seen) {
+          seen = this.#rep.received;
+          idleSince = performance.now();
+        } else if (performance.now() - idleSince > 3000) break;
+      }
+    }
+    const rep = this.#rep;
+    if (this.endedWith !== undefined) {
+      rep.cut[this.kind]++;
+      _inc(rep.closeCodes, this.endedWith);
+      rep.seqErrorsCut += this.seqErrors;
+    } else {
+      rep.seqErrorsNotCut += this.seqErrors;
+      if (this.kind === "forever") rep.notCut++;
+      else if (this.lastSeq < lastSeq) rep.tailMissing++;
+    }
+    await this.#ws?.closeNormally();
+    await this.#loop;
+  }
+}
+
+let _stallers: _Staller[] = [];
+
+/** Starts the slow readers of `spec.stall`. */
+function _startStallers(spec: SoakClientsSpec): void {
+  const st = spec.stall;
+  if (!st || st.count <= 0) return;
+  stats.stall = _newStallReport();
+  const started = performance.now();
+  _stallers = Array.from(
+    { length: st.count },
+    (_, i) => new _Staller(i, st, stats.stall!, started),
+  );
+  for (const s of _stallers) s.start(spec.url);
+}
+
+/** Lets every slow reader finish (see {@link _Staller.finish}). */
+async function _finishStallers(lastSeq: number): Promise<void> {
+  await Promise.all(_stallers.map((s) => s.finish(lastSeq, 30_000)));
+}
+
 let _shuttingDown = false;
 let _closedWaiters: () => void = () => {};
 
@@ -532,10 +758,12 @@ async function _main(): Promise<void> {
       pending = pending.slice(nl + 1);
       if (cmd.op === "start") {
         runner = _run(cmd.spec as SoakClientsSpec);
+        _startStallers(cmd.spec as SoakClientsSpec);
         out({ op: "started" });
       } else if (cmd.op === "report") {
         out({ op: "report", ...stats });
       } else if (cmd.op === "close") {
+        if (cmd.fireLast !== undefined) await _finishStallers(cmd.fireLast);
         const left = await runner?.stop() ?? 0;
         out({ op: "closed", left, ...stats });
         return;

@@ -9,13 +9,22 @@ import { NatsServer } from "../src/nats_server.ts";
 import { mintToken } from "../src/token.ts";
 import { userKey } from "../src/user_key.ts";
 import type { ClientsSpec } from "./_clients.ts";
+import { ClientProc, PublisherProc } from "./_line_proc.ts";
+import { burst, OpenLoopClients, type OpenLoopTarget, rateSearch } from "./_open_loop.ts";
 import { freePort, lines, rssKb } from "./_proc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
 const QUICK = Deno.args.includes("--quick");
 const NO_WRITE = Deno.args.includes("--no-write");
+/** Scenario keys: openloop (= burst + rate), fanout, subjects, latency, conns, revocation,
+ * jetstream. */
 const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+/** Client counts of the open-loop scenarios (default 1,100,1000). */
+const OPEN_CLIENTS = (Deno.args.find((a) => a.startsWith("--clients="))?.slice(10) ?? "1,100,1000")
+  .split(",").map(Number);
+/** Extra arguments for `natsgate serve`, repeatable (`--gateway-arg=--write-deadline=5s`). */
+const GW_ARGS = Deno.args.filter((a) => a.startsWith("--gateway-arg=")).map((a) => a.slice(14));
 /** Extra V8 flags for the gateway process, to try memory/speed trade-offs (default: none). */
 const GW_V8_FLAGS = Deno.args.find((a) => a.startsWith("--gateway-v8-flags="))?.slice(19) ?? "";
 const PAYLOAD_PAD = "x".repeat(70);
@@ -28,37 +37,6 @@ function _payload(extra: Record<string, unknown> = {}): string {
 function _pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
-/** The client process, driven by JSON lines. */
-class ClientProc {
-  #child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #lines: AsyncIterator<string>;
-
-  constructor() {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--v8-flags=--max-old-space-size=8192", `${ROOT}bench/_clients.ts`],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
-    this.#lines = lines(this.#child.stdout)[Symbol.asyncIterator]();
-  }
-
-  // deno-lint-ignore no-explicit-any
-  async cmd(c: Record<string, unknown>): Promise<any> {
-    await this.#writer.write(new TextEncoder().encode(JSON.stringify(c) + "\n"));
-    const r = await this.#lines.next();
-    if (r.done) throw new Error("client process ended");
-    return JSON.parse(r.value);
-  }
-
-  async close(): Promise<void> {
-    await this.cmd({ op: "close" }).catch(() => {});
-    await this.#child.status;
-  }
 }
 
 interface Target {
@@ -144,13 +122,216 @@ async function _latency(
   return { p50: _pct(lat, 0.5), p99: _pct(lat, 0.99), p999: _pct(lat, 0.999), samples: lat.length };
 }
 
+/** Deliveries per burst round (all clients together); M = this / clients. */
+const BURST_DELIVERIES = Number(
+  Deno.args.find((a) => a.startsWith("--burst-deliveries="))?.slice(19) ??
+    (QUICK ? 40_000 : 400_000),
+);
+
+function _cores(c: { nats: number; gateway: number; client: number }): string {
+  const f = (n: number) => Number.isNaN(n) ? "—" : n.toFixed(2);
+  return `nats-server ${f(c.nats)}, natsgate ${f(c.gateway)}, client process ${f(c.client)}`;
+}
+
+/** Sustained-rate rounds: length, grace for the last delivery, most rounds per search. */
+const OPEN_ROUND_MS = QUICK ? 1000 : 3000;
+const OPEN_GRACE_MS = Math.max(250, OPEN_ROUND_MS / 10);
+const OPEN_STEPS = QUICK ? 5 : 9;
+
+/** Open-loop scenarios: per client count, burst then rate search, native and gateway. */
+async function _openLoop(
+  targets: OpenLoopTarget[],
+  natsUrl: string,
+  which: { burst: boolean; rate: boolean },
+  rows: Row[],
+  notes: string[],
+): Promise<void> {
+  const pub = new PublisherProc(natsUrl);
+  await pub.next(); // ready
+  try {
+    for (const n of OPEN_CLIENTS) {
+      const label = `${n} client${n > 1 ? "s" : ""}`;
+      if (which.burst) {
+        const msgs = Math.max(20, Math.round(BURST_DELIVERIES / n));
+        const res: Record<string, Awaited<ReturnType<typeof burst>>> = {};
+        for (const t of targets) {
+          const clients = new OpenLoopClients(t, n, "open.burst");
+          try {
+            res[t.name] = await burst(clients, pub, "open.burst", msgs);
+          } finally {
+            await clients.close();
+          }
+          const r = res[t.name];
+          console.error(
+            `open-loop burst ${label} ${t.name}: ${r.rate.toFixed(0)} msg/s, ${
+              r.ms.toFixed(0)
+            } ms, cut ${r.cut}, missing ${r.missing}, seq errors ${r.seqErrors}, cpu µs/msg ` +
+              `nats ${r.cpuUs.nats.toFixed(2)} gw ${r.cpuUs.gateway.toFixed(2)} client ${
+                r.cpuUs.client.toFixed(2)
+              }`,
+          );
+          notes.push(
+            `open-loop burst, ${label}, ${t.name}: ${r.ms.toFixed(0)} ms; cores busy ${
+              _cores(r.cores)
+            }${r.ok ? "" : `; ${r.why}`}`,
+          );
+        }
+        const { native: a, gateway: b } = res;
+        const sc = `open-loop burst, ${label}, ${msgs} msgs`;
+        rows.push(
+          {
+            group: "open",
+            scenario: sc,
+            metric: "delivered msg/s",
+            native: a.rate,
+            gateway: b.rate,
+            unit: "msg/s",
+            better: "higher",
+          },
+          {
+            group: "open",
+            scenario: sc,
+            metric: "clients cut / msgs missing",
+            native: `${a.cut} / ${a.missing}`,
+            gateway: `${b.cut} / ${b.missing}`,
+            unit: "",
+            better: "",
+          },
+        );
+        const cs = `burst, ${label}`;
+        for (
+          const [metric, get] of [
+            ["CPU per msg, nats-server", (r: typeof a) => r.cpuUs.nats],
+            ["CPU per msg, natsgate process", (r: typeof a) => r.cpuUs.gateway],
+            ["CPU per msg, client process (decode)", (r: typeof a) => r.cpuUs.client],
+          ] as const
+        ) {
+          rows.push({
+            group: "cpu",
+            scenario: cs,
+            metric,
+            native: get(a),
+            gateway: get(b),
+            unit: "µs",
+            better: "lower",
+          });
+        }
+        rows.push(
+          {
+            group: "cpu",
+            scenario: cs,
+            metric: "WebSocket frames per msg",
+            native: a.framesPerMsg,
+            gateway: b.framesPerMsg,
+            unit: "frames",
+            better: "lower",
+          },
+          {
+            group: "cpu",
+            scenario: cs,
+            metric: "frame bytes per msg",
+            native: a.bytesPerMsg,
+            gateway: b.bytesPerMsg,
+            unit: "B",
+            better: "lower",
+          },
+        );
+      }
+      if (which.rate) {
+        const opts = {
+          start: Math.max(2, Math.round(25_000 / n)),
+          roundMs: OPEN_ROUND_MS,
+          graceMs: OPEN_GRACE_MS,
+          maxSteps: OPEN_STEPS,
+        };
+        const res: Record<string, Awaited<ReturnType<typeof rateSearch>>> = {};
+        for (const t of targets) {
+          const clients = new OpenLoopClients(t, n, "open.rate");
+          try {
+            res[t.name] = await rateSearch(clients, pub, "open.rate", opts);
+          } finally {
+            await clients.close();
+          }
+          const r = res[t.name];
+          console.error(
+            `open-loop rate ${label} ${t.name}: ${r.rate} msg/s offered (${
+              r.steps.map((s) => `${s.rate}${s.ok ? "✓" : "✗"}`).join(" ")
+            }); first failure at ${r.failedAt}: ${r.failedWhy}`,
+          );
+          notes.push(
+            `open-loop rate, ${label}, ${t.name}: steps ${
+              r.steps.map((s) => `${s.rate}${s.ok ? " ok" : " fail"}`).join(", ")
+            }${Number.isFinite(r.failedAt) ? `; at ${r.failedAt} msg/s: ${r.failedWhy}` : ""}${
+              r.best ? `; cores busy at ${r.rate} msg/s: ${_cores(r.best.cores)}` : ""
+            }`,
+          );
+        }
+        const { native: a, gateway: b } = res;
+        const sc = `open-loop sustained, ${label}`;
+        rows.push(
+          {
+            group: "open",
+            scenario: sc,
+            metric: "max offered msg/s, 0 loss, 0 cut",
+            native: a.rate,
+            gateway: b.rate,
+            unit: "msg/s",
+            better: "higher",
+          },
+          {
+            group: "open",
+            scenario: sc,
+            metric: "delivered msg/s at that rate",
+            native: a.rate * n,
+            gateway: b.rate * n,
+            unit: "msg/s",
+            better: "higher",
+          },
+        );
+        const cs = `sustained rate, ${label}`;
+        const cpu = (r: typeof a, k: "nats" | "gateway" | "client") => r.best?.cpuUs[k] ?? NaN;
+        for (
+          const [metric, k] of [
+            ["CPU per msg, nats-server", "nats"],
+            ["CPU per msg, natsgate process", "gateway"],
+            ["CPU per msg, client process (decode)", "client"],
+          ] as const
+        ) {
+          rows.push({
+            group: "cpu",
+            scenario: cs,
+            metric,
+            native: cpu(a, k),
+            gateway: cpu(b, k),
+            unit: "µs",
+            better: "lower",
+          });
+        }
+        rows.push({
+          group: "cpu",
+          scenario: cs,
+          metric: "WebSocket frames per msg",
+          native: a.best?.framesPerMsg ?? NaN,
+          gateway: b.best?.framesPerMsg ?? NaN,
+          unit: "frames",
+          better: "lower",
+        });
+      }
+    }
+  } finally {
+    await pub.close();
+  }
+}
+
 type Row = {
+  /** Which table: open loop (the headline), closed loop and the rest, CPU per message. */
+  group?: "open" | "cpu";
   scenario: string;
   metric: string;
-  native: number;
-  gateway: number;
+  native: number | string;
+  gateway: number | string;
   unit: string;
-  better: "higher" | "lower";
+  better: "higher" | "lower" | "";
 };
 
 async function main(): Promise<void> {
@@ -180,6 +361,7 @@ async function main(): Promise<void> {
       "100000",
       "--max-pending-bytes",
       String(16 * 1024 * 1024),
+      ...GW_ARGS,
     ],
     stdout: "inherit",
     stderr: "inherit",
@@ -203,6 +385,20 @@ async function main(): Promise<void> {
     ];
     const want = (s: string) => !ONLY || ONLY.includes(s);
     const scale = QUICK ? 0.1 : 1;
+
+    // 0. Open-loop fan-out (the headline): burst and sustained rate, 1/100/1000 clients.
+    if (want("openloop") || want("burst") || want("rate")) {
+      await _openLoop(
+        [
+          { name: "native", url: nats.wsUrl!, natsPid: nats.pid },
+          { name: "gateway", url: gwUrl, natsPid: nats.pid, gatewayPid: gwProc.pid },
+        ],
+        nats.url,
+        { burst: want("openloop") || want("burst"), rate: want("openloop") || want("rate") },
+        rows,
+        notes,
+      );
+    }
 
     // 1. Fan-out on one subject.
     if (want("fanout")) {
@@ -479,7 +675,10 @@ async function main(): Promise<void> {
       console.error(`jetstream: native ${nativeRate.toFixed(0)} gateway ${gwRate.toFixed(0)}`);
     }
 
-    const table = _table(rows);
+    notes.push(
+      `load average (1, 5, 15 min) before the run: ${LOAD_BEFORE}; after: ${await _loadavg()}`,
+    );
+    const table = _tables(rows);
     console.log(table);
     if (notes.length) console.log("notes:\n" + notes.map((n) => `- ${n}`).join("\n"));
     if (!NO_WRITE && !QUICK && !ONLY) await _writeDoc(table, notes, nats);
@@ -495,9 +694,12 @@ async function main(): Promise<void> {
   }
 }
 
-function _fmt(n: number, unit: string): string {
+function _fmt(n: number | string, unit: string): string {
+  if (typeof n === "string") return n;
   if (Number.isNaN(n)) return "—";
-  if (unit === "ms" || unit === "KB") return n.toFixed(2);
+  if (unit === "ms" || unit === "KB" || unit === "µs") return n.toFixed(2);
+  if (unit === "frames") return n.toFixed(3);
+  if (unit === "B") return n.toFixed(1);
   return n >= 1e6
     ? `${(n / 1e6).toFixed(2)} M`
     : n >= 1e3
@@ -511,14 +713,53 @@ function _table(rows: Row[]): string {
     "|---|---|---:|---:|---:|",
   ];
   for (const r of rows) {
-    const ratio = Number.isNaN(r.native) ? "—" : `${(r.gateway / r.native).toFixed(2)}×`;
+    const ratio = typeof r.native !== "number" || typeof r.gateway !== "number" ||
+        Number.isNaN(r.native) || Number.isNaN(r.gateway) || r.native === 0
+      ? "—"
+      : `${(r.gateway / r.native).toFixed(2)}×`;
+    const metric = r.unit ? `${r.metric} (${r.unit}, ${r.better} is better)` : r.metric;
     out.push(
-      `| ${r.scenario} | ${r.metric} (${r.unit}, ${r.better} is better) | ${
-        _fmt(r.native, r.unit)
-      } | ${_fmt(r.gateway, r.unit)} | ${ratio} |`,
+      `| ${r.scenario} | ${metric} | ${_fmt(r.native, r.unit)} | ${
+        _fmt(r.gateway, r.unit)
+      } | ${ratio} |`,
     );
   }
   return out.join("\n");
+}
+
+/** The three tables: open loop (headline), closed loop and the rest, CPU per message. */
+function _tables(rows: Row[]): string {
+  const parts: string[] = [];
+  const open = rows.filter((r) => r.group === "open");
+  const rest = rows.filter((r) => r.group === undefined);
+  const cpu = rows.filter((r) => r.group === "cpu");
+  if (open.length) parts.push(`### Open loop: what users feel\n\n${_table(open)}`);
+  if (rest.length) {
+    parts.push(`### Closed loop, latency, connections, revocation, JetStream\n\n${_table(rest)}`);
+  }
+  if (cpu.length) {
+    parts.push(
+      `### CPU per delivered message, by process (open loop)\n\n${_table(cpu)}`,
+    );
+  }
+  return parts.join("\n\n");
+}
+
+async function _loadavg(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(", ");
+}
+
+/** What else loaded the machine before the run, to read the figures by. */
+const LOAD_BEFORE = await _loadavg();
+
+/** The command line of this run, as written into the document. */
+function _command(): string {
+  return `deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
+}
+
+/** The gateway's limit flags of this run. */
+function _gatewayFlags(): string {
+  return ["--max-pending-bytes", String(16 * 1024 * 1024), ...GW_ARGS].join(" ");
 }
 
 async function _writeDoc(table: string, notes: string[], nats: NatsServer): Promise<void> {
@@ -532,12 +773,41 @@ Produced by \`deno task bench\` (\`deno run -A bench/main.ts\`) on ${
 Machine: ${navigator.hardwareConcurrency} cores (${cpu}), Deno ${Deno.version.deno},
 ${new TextDecoder().decode(version).trim()}.
 
+Command: \`${_command()}\`.
+
 Setup, identical for both columns: one nats-server with its WebSocket listener enabled; the
-gateway as a separate \`natsgate serve\` process on the same nats-server; all WebSocket clients in
-one separate Deno process (\`bench/_clients.ts\`): native clients speak NATS over WebSocket, gateway
-clients speak protocol v1; one publisher over TCP. ~100-byte JSON payloads. Throughput runs are
-closed-loop (a bounded number of messages in flight per subscriber), so they measure sustained
-delivery, not buffer growth. Latency is publish-to-receive on the same machine's clock.
+gateway as a separate \`natsgate serve\` process on the same nats-server (\`${_gatewayFlags()}\`);
+all WebSocket clients in one separate Deno process (\`bench/_clients.ts\`): native clients speak
+NATS over WebSocket, gateway clients speak protocol v1. ~100-byte JSON payloads.
+
+How to read:
+
+- **Open loop is what users feel.** A separate publisher process (\`bench/_publisher.ts\`, NATS
+  over TCP) publishes without ever waiting for subscribers, as an application's publishers do.
+  *Burst*: M messages as fast as it can (flush at the end); delivered msg/s = deliveries to all
+  clients / time from the first publish until every client has all M; one warm-up round is
+  discarded. *Sustained*: the publisher offers R msg/s for ${OPEN_ROUND_MS / 1000} s, paced by
+  the clock; a round passes when no client was cut, none missed, repeated or reordered a message
+  (every client checks its sequence numbers), and every client had every message within
+  ${OPEN_GRACE_MS} ms of the last publish; doubling then bisection (at most ${OPEN_STEPS} rounds,
+  down to a 10% bracket) finds the highest passing R. "clients cut": sockets the server closed
+  (or that saw an error).
+- **Closed loop** (the "fan-out" and "own subject" rows) keeps a bounded number of messages in
+  flight per subscriber: sustained delivery without buffer growth. It rewards whichever side
+  coalesces frames better and hides what a burst does to buffers; read it beside the open-loop
+  rows, not instead of them.
+- **CPU per delivered message** is each process's CPU time during the measured round (all
+  threads, \`/proc/<pid>/task/*/schedstat\`) over the messages delivered in it. In the native
+  column nats-server does all the server work; in the gateway column nats-server delivers one
+  copy to the gateway and the gateway fans out. The client process decodes every message as an
+  application would (gateway: \`JSON.parse\` of each envelope; native: the MSG header, then
+  \`JSON.parse\` of the payload), so its figure is the client-side decode cost; WebSocket frames
+  and frame bytes per message are beside it.
+- All clients share one process. The notes give the cores each process kept busy per round: a
+  client process near 1.0 means that row is bounded by the bench's own client process (one
+  frame per message to 1000 sockets costs it more than real browsers, each with its own core,
+  would pay), not by the server. The machine's load average is noted too.
+- Latency is publish-to-receive on the same machine's clock.
 
 ${table}
 

@@ -16,6 +16,7 @@ const SECRET = "soak-secret-0123456789abcdef0123456789abcdef";
 const BUCKET = "soakkv";
 const STREAM = "SOAK";
 const CMD_SUBJECT = "soak.cmd.echo";
+const FIRE_SUBJECT = "soak.fire";
 const HELP = `deno task soak [flags]
 
   --duration <d>        run time including the ramp (default 10m)
@@ -34,6 +35,12 @@ const HELP = `deno task soak [flags]
   --js-rate <n>         stream publishes per second (default 10)
   --rev-rate <n>        core publishes per second to revocable subjects (default 20)
   --settle <d>          how long to wait for NATS to return to baseline at the end (default 60s)
+  --stallers <n>        slow readers on a busy subject (default 24; 0: none): a third read
+                        steadily, a third pause their reader at random and recover, a third stop
+                        reading for good (must be cut with 4008)
+  --fire-rate <n>       publishes per second to the busy subject (default 50)
+  --fire-bytes <n>      payload bytes of those publishes (default 4096)
+  --pause <d>           longest pause of a recovering slow reader (default 3s)
 `;
 
 // ---------- flags ----------
@@ -55,6 +62,10 @@ interface Flags {
   jsRate: number;
   revRate: number;
   settleMs: number;
+  stallers: number;
+  fireRate: number;
+  fireBytes: number;
+  pauseMaxMs: number;
 }
 
 function _parseFlags(args: string[]): Flags {
@@ -91,6 +102,10 @@ function _parseFlags(args: string[]): Flags {
     "js-rate",
     "rev-rate",
     "settle",
+    "stallers",
+    "fire-rate",
+    "fire-bytes",
+    "pause",
   ]);
   for (const k of raw.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k}\n\n${HELP}`);
   const dur = (k: string, d: string) => parseDuration(raw.get(k) ?? d);
@@ -117,6 +132,10 @@ function _parseFlags(args: string[]): Flags {
     jsRate: num("js-rate", 10),
     revRate: num("rev-rate", 20),
     settleMs: dur("settle", "60s"),
+    stallers: Math.floor(num("stallers", 24)),
+    fireRate: num("fire-rate", 50),
+    fireBytes: Math.floor(num("fire-bytes", 4096)),
+    pauseMaxMs: dur("pause", "3s"),
   };
 }
 
@@ -404,6 +423,8 @@ function _caps(user: string, full: boolean): Record<string, unknown> {
 }
 
 interface LoadCounters {
+  /** Publishes to the busy subject of the slow readers (seq 0 … firePubs - 1). */
+  firePubs: number;
   kvPuts: number;
   jsPubs: number;
   revPubs: number;
@@ -459,6 +480,12 @@ function _startLoad(
     );
     counters.jsPubs++;
   });
+  if (f.stallers > 0) {
+    const pad = "x".repeat(f.fireBytes);
+    every(f.fireRate, () => {
+      nc.publish(FIRE_SUBJECT, `{"seq":${counters.firePubs++},"pad":"${pad}"}`);
+    });
+  }
   every(f.revRate, () => {
     const u = users[Math.floor(Math.random() * users.length)];
     nc.publish(`soak.rev.${u}`, JSON.stringify({ t: Date.now() }));
@@ -679,6 +706,7 @@ async function main(): Promise<number> {
     for (let g = 0; g < kvGroups; g++) await data.put(`k.${g}.0`, JSON.stringify({ seed: g }));
     await jetstream(nc).publish("soak.js.0", JSON.stringify({ seed: true }));
     const load: LoadCounters = {
+      firePubs: 0,
       kvPuts: 0,
       jsPubs: 0,
       revPubs: 0,
@@ -713,6 +741,19 @@ async function main(): Promise<number> {
     const tokens = await Promise.all(
       users.map((u) => mintToken({ secret: SECRET, user: u, ttlSeconds: ttl })),
     );
+    // Slow readers: their own users (a few connections each), allowed the busy subject only.
+    const stallUsers = Array.from({ length: Math.ceil(f.stallers / 8) }, (_, i) => `stall-${i}`);
+    for (const u of stallUsers) {
+      await auth.put(userKey(u), JSON.stringify({ subjects: [FIRE_SUBJECT] }));
+    }
+    const stallTokens = await Promise.all(
+      stallUsers.map((u) => mintToken({ secret: SECRET, user: u, ttlSeconds: ttl })),
+    );
+    // Forever-stallers stop reading between the end of the ramp and 2 minutes before the end
+    // (cut needs the per-connection bound plus the kernel's socket buffers to fill, or the
+    // write deadline to pass).
+    const foreverFromMs = f.rampMs;
+    const foreverToMs = Math.max(foreverFromMs, f.durationMs - 120_000);
     clients = new ClientsProc();
     const clientFd = await _fdLimit(clients.child.pid);
     const spec: SoakClientsSpec = {
@@ -731,6 +772,18 @@ async function main(): Promise<number> {
       bucket: BUCKET,
       stream: STREAM,
       cmdSubject: CMD_SUBJECT,
+      stall: f.stallers > 0
+        ? {
+          count: f.stallers,
+          subject: FIRE_SUBJECT,
+          tokens: stallTokens,
+          foreverFromMs,
+          foreverToMs,
+          pauseMinMs: 200,
+          pauseMaxMs: f.pauseMaxMs,
+          pauseEveryMs: 10_000,
+        }
+        : undefined,
     };
     await clients.cmd({ op: "start", spec });
     const t0 = performance.now();
@@ -821,9 +874,11 @@ async function main(): Promise<number> {
     // Wind down: stop the background load, close every client, wait for NATS to settle.
     console.error("closing all clients…");
     await stopLoad();
-    const closed = clients.exit ? undefined : await clients.cmd({ op: "close" }) as
-      & SoakClientsReport
-      & { left: number };
+    const closed = clients.exit
+      ? undefined
+      : await clients.cmd({ op: "close", fireLast: load.firePubs - 1 }) as
+        & SoakClientsReport
+        & { left: number };
     const finalReport: SoakClientsReport | undefined = closed ?? lastReport;
     const clientsExit = await clients.finish();
     const settleStart = performance.now();
@@ -960,8 +1015,41 @@ async function main(): Promise<number> {
         }`,
     });
 
-    // ---------- report ----------
     const closes = _promBy(endMetrics, "natsgate_connection_closes_total", "code");
+    const st = r?.stall;
+    if (f.stallers > 0) {
+      verdicts.push(
+        st
+          ? {
+            name: "slow readers not cut got every message, in order",
+            ok: st.cut.steady === 0 && st.seqErrorsNotCut === 0 && st.tailMissing === 0 &&
+              st.failures === 0,
+            detail: `${st.steady} steady and ${st.recovering} recovering readers (${st.pauses} ` +
+              `pauses, ${(st.pausedMs / 1000).toFixed(0)} s in all, longest ${
+                (st.longestPauseMs / 1000).toFixed(1)
+              } s); cut: ${st.cut.steady} steady, ${st.cut.recovering} recovering; ` +
+              `${st.seqErrorsNotCut} gaps/repeats/reorders at readers not cut ` +
+              `(${st.seqErrorsCut} at cut ones before the cut), ${st.tailMissing} short of the ` +
+              `last of ${load.firePubs} publishes (${f.fireRate}/s, ${f.fireBytes} B), ` +
+              `${st.received} messages read, ${st.failures} connect failures`,
+          }
+          : { name: "slow readers", ok: false, detail: "no report (the client process died)" },
+      );
+      if (st) {
+        const gw4008 = closes["4008"] ?? 0;
+        verdicts.push({
+          name: "readers stalled for good were cut with 4008",
+          ok: st.cut.forever === st.forever && st.notCut === 0 &&
+            gw4008 >= st.cut.forever + st.cut.recovering + st.cut.steady,
+          detail: `${st.forever} readers stopped (${st.foreverStalled} had stopped by the end), ` +
+            `${st.cut.forever} cut, ${st.notCut} still open at the end; close frames seen by ` +
+            `all slow readers ${JSON.stringify(st.closeCodes)} ("eof": the connection ended ` +
+            `without one reaching the reader); gateway closes with 4008: ${gw4008}`,
+        });
+      }
+    }
+
+    // ---------- report ----------
     const limits = _promBy(endMetrics, "natsgate_limit_events_total", "limit");
     const denials = _promBy(endMetrics, "natsgate_denials_total", "op");
     const steadyConns = steady.length ? _mean(steady.map((s) => s.conns)) : NaN;
@@ -1030,7 +1118,17 @@ Setup: one nats-server (JetStream); the gateway as a separate \`natsgate serve\`
           secs(f.opIntervalMs)
         } it does one of pub to its room (30%), cmd against a responder (20%), ping (15%), sub/unsub of its own subject (25%), or unsub and re-sub of its kv/js subscription (10%). In the background: ${f.kvRate} KV puts/s, ${f.jsRate} stream publishes/s, ${f.revRate} core publishes/s to the revocable subjects, and every ${
           secs(f.capIntervalMs)
-        } ${f.capUsersPct}% of the users lose their revocable subject, bucket and stream, re-granted half a period later (clients re-subscribe on the \`cap_update\`). Open-file limits: gateway ${gwFd.soft}, clients ${clientFd.soft}.
+        } ${f.capUsersPct}% of the users lose their revocable subject, bucket and stream, re-granted half a period later (clients re-subscribe on the \`cap_update\`).${
+          f.stallers > 0
+            ? ` Slow readers: ${f.stallers} more connections (raw TCP WebSockets that read only when not stalled) on a busy subject published at ${f.fireRate}/s with ${f.fireBytes}-byte payloads and a sequence number; a third read steadily, a third pause their reader for 0.2–${
+              secs(f.pauseMaxMs)
+            } about every 10 s and resume, a third stop reading for good at a random time between ${
+              secs(foreverFromMs)
+            } and ${
+              secs(foreverToMs)
+            } (the gateway must cut them with 4008). At the end every reader not cut must have every message up to the last publish, with no gap, repeat or reordering.`
+            : ""
+        } Open-file limits: gateway ${gwFd.soft}, clients ${clientFd.soft}.
 
 Samples every ${
           secs(f.sampleMs)

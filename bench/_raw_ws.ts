@@ -1,0 +1,192 @@
+/** A minimal WebSocket client on a raw TCP connection, for tests of slow readers: it reads a frame
+ * only when asked, so not asking is a real stalled reader (the kernel buffers fill, then the
+ * server's). Text and close frames, ping answered with pong, no extensions, no TLS.
+ * @module */
+
+const _enc = new TextEncoder();
+const _dec = new TextDecoder();
+
+/** One frame (continuations already joined). */
+export interface RawFrame {
+  /** 1 text, 2 binary, 8 close. */
+  opcode: number;
+  data: Uint8Array;
+}
+
+/** A client WebSocket whose reads happen only in {@link RawWebSocket.read}. */
+export class RawWebSocket {
+  #conn: Deno.TcpConn;
+  #buf: Uint8Array;
+  #len: number;
+  #closed = false;
+
+  private constructor(conn: Deno.TcpConn, rest: Uint8Array) {
+    this.#conn = conn;
+    this.#buf = new Uint8Array(Math.max(65536, rest.length * 2));
+    this.#buf.set(rest);
+    this.#len = rest.length;
+  }
+
+  /** Connects and upgrades; `url` is `ws://host:port/path?query`. */
+  static async connect(url: string): Promise<RawWebSocket> {
+    const u = new URL(url);
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+    await _writeAll(
+      conn,
+      _enc.encode(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    let head = new Uint8Array(0);
+    while (true) {
+      const chunk = new Uint8Array(4096);
+      const n = await conn.read(chunk);
+      if (n === null) throw new Error("connection closed during the upgrade");
+      const b = new Uint8Array(head.length + n);
+      b.set(head);
+      b.set(chunk.subarray(0, n), head.length);
+      head = b;
+      const end = _indexOfCrlf2(head);
+      if (end < 0) continue;
+      const status = _dec.decode(head.subarray(0, head.indexOf(13)));
+      if (!status.startsWith("HTTP/1.1 101")) {
+        conn.close();
+        throw new Error(`upgrade failed: ${status}`);
+      }
+      return new RawWebSocket(conn, head.slice(end + 4));
+    }
+  }
+
+  /** Sends a text frame (masked, as a client must). */
+  async send(text: string): Promise<void> {
+    await this.#sendFrame(1, _enc.encode(text));
+  }
+
+  /** The next data or close frame; null at end of stream. Pings are answered on the way. */
+  async read(): Promise<RawFrame | null> {
+    let parts: Uint8Array[] = [];
+    let opcode = 0;
+    while (true) {
+      const f = this.#parse();
+      if (!f) {
+        if (!await this.#fill()) return null;
+        continue;
+      }
+      if (f.opcode === 9) {
+        await this.#sendFrame(10, f.data).catch(() => {});
+        continue;
+      }
+      if (f.opcode === 10) continue;
+      if (f.opcode !== 0) opcode = f.opcode;
+      parts.push(f.data);
+      if (!f.fin) continue;
+      const data = parts.length === 1 ? parts[0] : _concat(parts);
+      parts = [];
+      return { opcode, data };
+    }
+  }
+
+  /** Sends a close frame (1000) without waiting for the answer, then closes the connection. */
+  async closeNormally(): Promise<void> {
+    if (this.#closed) return;
+    await this.#sendFrame(8, new Uint8Array([0x03, 0xe8])).catch(() => {});
+    this.close();
+  }
+
+  /** Closes the TCP connection (no close handshake). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #parse(): { fin: boolean; opcode: number; data: Uint8Array } | undefined {
+    const b = this.#buf;
+    if (this.#len < 2) return undefined;
+    let len = b[1] & 0x7f;
+    let off = 2;
+    if (len === 126) {
+      if (this.#len < 4) return undefined;
+      len = (b[2] << 8) | b[3];
+      off = 4;
+    } else if (len === 127) {
+      if (this.#len < 10) return undefined;
+      len = Number(new DataView(b.buffer, b.byteOffset + 2, 8).getBigUint64(0));
+      off = 10;
+    }
+    if (b[1] & 0x80) off += 4; // a masked server frame would be a protocol error; skip the key
+    if (this.#len < off + len) {
+      if (b.length < off + len) {
+        const nb = new Uint8Array(Math.max(b.length * 2, off + len));
+        nb.set(b.subarray(0, this.#len));
+        this.#buf = nb;
+      }
+      return undefined;
+    }
+    const b0 = b[0];
+    const data = b.slice(off, off + len);
+    b.copyWithin(0, off + len, this.#len);
+    this.#len -= off + len;
+    return { fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, data };
+  }
+
+  async #fill(): Promise<boolean> {
+    if (this.#len === this.#buf.length) {
+      const nb = new Uint8Array(this.#buf.length * 2);
+      nb.set(this.#buf);
+      this.#buf = nb;
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#len));
+    if (n === null) return false;
+    this.#len += n;
+    return true;
+  }
+
+  async #sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
+    const len = payload.length;
+    const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    const frame = new Uint8Array(head + 4 + len);
+    frame[0] = 0x80 | opcode;
+    if (len < 126) frame[1] = 0x80 | len;
+    else if (len < 65536) {
+      frame[1] = 0x80 | 126;
+      frame[2] = len >> 8;
+      frame[3] = len & 0xff;
+    } else {
+      frame[1] = 0x80 | 127;
+      new DataView(frame.buffer).setBigUint64(2, BigInt(len));
+    }
+    const mask = crypto.getRandomValues(new Uint8Array(4));
+    frame.set(mask, head);
+    for (let i = 0; i < len; i++) frame[head + 4 + i] = payload[i] ^ mask[i & 3];
+    await _writeAll(this.#conn, frame);
+  }
+}
+
+async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+function _indexOfCrlf2(b: Uint8Array): number {
+  for (let i = 0; i + 3 < b.length; i++) {
+    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+function _concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
