@@ -11,7 +11,8 @@ export interface CoreListener {
   /**
    * Receives the shared envelope prefix; the full envelope is `prefix + sidSuffix`. Returns
    * false when the listener cannot take it (not yet confirmed to its client, closing, or over its
-   * queue bound): a queue group then routes the message to another member.
+   * queue bound): a queue group then routes the message to another member. A listener removed
+   * during a dispatch may still be called for the message being dispatched, and must refuse it.
    */
   deliver(prefix: string): boolean;
 }
