@@ -3,6 +3,7 @@
  * node holding their consumer ({@link OrderedFeed}); durables are per user.
  * @module */
 
+import { PULL_HIGH_WATER } from "./outbound.ts";
 import {
   AckPolicy,
   type Consumer,
@@ -535,9 +536,6 @@ function _sleep(ms: number): Promise<void> {
 /** Ack wait of durables the gateway acks itself (no client acks). */
 const _AUTO_ACK_WAIT_MS = 5000;
 
-/** Pause pulling while the client's outbound queue holds more than this. */
-const _HIGH_WATER = 256 * 1024;
-
 /** One live `js_sub`. */
 export class JsSubscription implements SessionSubscription {
   /** Always `js`. */
@@ -673,18 +671,16 @@ export class JsSubscription implements SessionSubscription {
     await feed.open();
     if (this.#closed) return feed.close();
     await feed.run((m) => {
-      if (this.#req.pendingBytes() <= _HIGH_WATER) return this.#deliver(m);
+      if (this.#req.pendingBytes() <= PULL_HIGH_WATER) return this.#deliver(m);
       return this.#waitForClient().then(() => {
         if (!this.#closed) this.#deliver(m);
       });
     });
   }
 
-  /** Delivery pauses while the client's outbound queue holds more than {@link _HIGH_WATER}. */
-  async #waitForClient(): Promise<void> {
-    while (this.#req.pendingBytes() > _HIGH_WATER && !this.#closed) {
-      await new Promise((res) => setTimeout(res, 1));
-    }
+  /** Delivery pauses while the client's outbound queue holds more than {@link PULL_HIGH_WATER}. */
+  #waitForClient(): Promise<void> {
+    return this.#req.drained(PULL_HIGH_WATER);
   }
 
   #deliver(m: JsMsg): void {

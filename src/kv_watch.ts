@@ -16,6 +16,7 @@ import { isObject } from "./envelope.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
 import { OrderedFeed } from "./js_consumer.ts";
+import { PULL_HIGH_WATER } from "./outbound.ts";
 import { renderPayload } from "./payload.ts";
 import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
 import { validateBucketName, validateKvKey } from "./subject.ts";
@@ -155,8 +156,14 @@ export class KvWatch implements SessionSubscription {
     if (this.#r.updatesOnly || info.num_pending === 0) {
       this.#sendReady(this.#lastSeq);
     }
+    // Pauses while the client is behind, so a large snapshot never reads far ahead of a reader
+    // that drains steadily (which must not be cut for it).
     await feed.run((m) => {
-      if (!this.#closed) this.#deliver(m);
+      if (this.#closed) return;
+      if (this.#req.pendingBytes() <= PULL_HIGH_WATER) return this.#deliver(m);
+      return this.#req.drained(PULL_HIGH_WATER).then(() => {
+        if (!this.#closed) this.#deliver(m);
+      });
     });
   }
 

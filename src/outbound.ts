@@ -12,7 +12,15 @@ export interface FrameSink {
   readonly pendingBytes: number;
   /** `performance.now()` of the last write that the kernel accepted bytes of. */
   readonly lastProgressAt: number;
+  /** Set by the queue: called when the kernel accepted bytes (the drain signal). */
+  onprogress?: (() => void) | null;
 }
+
+/**
+ * Producers that pull from NATS (JetStream and KV subscriptions) pause while a client's pending
+ * bytes are above this, so they never read far ahead of a slow client.
+ */
+export const PULL_HIGH_WATER = 256 * 1024;
 
 /** A gateway-wide budget of pending bytes, shared by every queue. */
 export interface PendingBudget {
@@ -74,6 +82,32 @@ export class OutboundQueue {
     this.#sink = sink;
     this.#opts = opts;
     this.#maxFrame = opts.maxFrameBytes ?? 256 * 1024;
+    sink.onprogress = () => this.#wakeDrained();
+  }
+
+  /** Producers waiting for the pending bytes to fall, by threshold. */
+  #drainWaiters: Array<{ below: number; resolve: () => void }> = [];
+
+  /**
+   * Resolves once pending bytes are at most `below`, or the queue closes: producers that pull
+   * from NATS (JetStream, KV) pause on it instead of reading far ahead of a slow client.
+   */
+  drained(below: number): Promise<void> {
+    if (this.#closed || this.pendingBytes <= below) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push({ below, resolve });
+    return promise;
+  }
+
+  #wakeDrained(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const pending = this.pendingBytes;
+    const waiting = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiting) {
+      if (this.#closed || pending <= w.below) w.resolve();
+      else this.#drainWaiters.push(w);
+    }
   }
 
   /** Bytes waiting in this queue and in the socket. */
@@ -200,9 +234,10 @@ export class OutboundQueue {
     this.#opts.onBackpressure(reason);
   }
 
-  /** Stops the queue: drops what is queued, clears timers. */
+  /** Stops the queue: drops what is queued, clears timers, releases waiting producers. */
   close(): void {
     this.#closed = true;
+    this.#wakeDrained();
     this.#parts = [];
     this.#queuedBytes = 0;
     if (this.#fullTimer !== undefined) {

@@ -97,6 +97,8 @@ export interface SubscriptionRequest {
   send(envelope: string): boolean;
   /** Outbound bytes pending for this client (for flow control). */
   pendingBytes(): number;
+  /** Resolves once the client's pending bytes are at most `below`, or the session ends. */
+  drained(below: number): Promise<void>;
   /** Ends the subscription from the server side with an error frame for the client. */
   fail(err: GatewayError): void;
 }
@@ -183,6 +185,8 @@ export interface SessionSocket {
   readonly lastProgressAt: number;
   /** Largest inbound message the socket accepts (smaller before authentication). */
   maxMessageBytes: number;
+  /** Set by the outbound queue: called when the kernel accepted queued bytes. */
+  onprogress?: (() => void) | null;
 }
 
 /** Largest inbound message before authentication: an `auth` frame with a token of 8 KiB fits. */
@@ -679,6 +683,7 @@ export class Session {
       user: this.user!,
       send: (e) => this.send(e),
       pendingBytes: () => this.#out.pendingBytes,
+      drained: (below) => this.#out.drained(below),
       fail: (e) => {
         const sub = this.#subs.get(sid);
         if (sub) {

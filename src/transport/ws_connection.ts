@@ -63,6 +63,8 @@ export class WsConnection {
   onclose: ((code: number, reason: string) => void) | null = null;
   /** The 101 response was written and frames flow (an addition to the agreed API). */
   onopen: (() => void) | null = null;
+  /** The kernel accepted queued bytes (`pendingBytes` fell): the drain signal, per write. */
+  onprogress: (() => void) | null = null;
   /** The TCP peer. */
   readonly remoteAddr: Deno.NetAddr;
 
@@ -363,6 +365,12 @@ export class WsConnection {
       if (this.#shared) this.#shared.bytes -= n;
       this.#lastProgressAt = performance.now();
     }
+    this.#accountFrames(n);
+    if (n > 0 && this.onprogress !== null) this.#deliver(this.onprogress);
+  }
+
+  /** Moves the queue's front past `n` written bytes; notices when our close frame is out. */
+  #accountFrames(n: number): void {
     let left = n;
     while (left > 0) {
       const q = this.#queue; // #shift() may compact it into a new array
