@@ -258,6 +258,11 @@ class GatewayProc {
       "warn",
       "--log-format",
       "json",
+      // Every soak client comes from 127.0.0.1: the per-address caps would count them as one.
+      "--max-conns-per-ip",
+      "1000000",
+      "--upgrade-rate-per-ip",
+      "1000000",
     ], "null");
     this.child.status.then((s) => this.exit = s);
     this.log = { lines: 0, byLevel: {}, errors: [], warnings: [], file: logFile };
@@ -1112,7 +1117,7 @@ async function main(): Promise<number> {
           new Date().toISOString().slice(0, 10)
         }. Machine: ${navigator.hardwareConcurrency} cores (${cpuModel}), Deno ${Deno.version.deno}, ${natsVersion}; load average before the run ${loadBefore}.
 
-Setup: one nats-server (JetStream); the gateway as a separate \`natsgate serve\` process (default limits, \`--log-level warn --log-format json\`, stderr captured and checked); all WebSocket clients in one separate Deno process (\`bench/_soak_clients.ts\`); an admin NATS connection in the orchestrating process for the background load. ${N} connections for ${userCount} users (${f.connsPerUser} each, under the default \`--max-conns-per-user\` 32; tokens from \`mintToken\`, capabilities in KV bucket \`auth\`), opened over ${
+Setup: one nats-server (JetStream); the gateway as a separate \`natsgate serve\` process (default limits but \`--max-conns-per-ip\` and \`--upgrade-rate-per-ip\` lifted, as every client is on 127.0.0.1; \`--log-level warn --log-format json\`, stderr captured and checked); all WebSocket clients in one separate Deno process (\`bench/_soak_clients.ts\`); an admin NATS connection in the orchestrating process for the background load. ${N} connections for ${userCount} users (${f.connsPerUser} each, under the default \`--max-conns-per-user\` 32; tokens from \`mintToken\`, capabilities in KV bucket \`auth\`), opened over ${
           secs(f.rampMs)
         }, then ${f.churnPctPerMin}% of them closed and reopened per minute. Each connection holds a core subscription on a shared room subject (~20 connections each) and one on a per-user revocable subject; every ${f.kvEvery}th connection a \`kv_sub\` and every ${f.jsEvery}th a \`js_sub\`; and on average every ${
           secs(f.opIntervalMs)
