@@ -32,7 +32,7 @@ async function upgradeStatus(
   }
 }
 
-function wsPath(stack: Stack, token: string): string {
+function wsPath(token: string): string {
   return `/ws?token=${encodeURIComponent(token)}`;
 }
 
@@ -47,7 +47,7 @@ Deno.test("admission: --max-conns-per-ip counts the address a trusted proxy name
   const port = stack.gateway.addr.port;
   const token = await stack.token("u");
   assert.match(
-    await upgradeStatus(port, wsPath(stack, token), { "x-forwarded-for": "203.0.113.1" }),
+    await upgradeStatus(port, wsPath(token), { "x-forwarded-for": "203.0.113.1" }),
     /^HTTP\/1\.1 429/,
     "a third connection from the same address",
   );
@@ -58,7 +58,7 @@ Deno.test("admission: --max-conns-per-ip counts the address a trusted proxy name
   await waitFor(
     async () =>
       /^HTTP\/1\.1 101/.test(
-        await upgradeStatus(port, wsPath(stack, token), { "x-forwarded-for": "203.0.113.1" }),
+        await upgradeStatus(port, wsPath(token), { "x-forwarded-for": "203.0.113.1" }),
       ),
     5000,
     "the address may connect again",
@@ -80,7 +80,7 @@ Deno.test("admission: X-Forwarded-For from an untrusted peer is ignored", async 
   // The peer (127.0.0.1) is the address: a made-up header does not buy a second slot.
   const status = await upgradeStatus(
     stack.gateway.addr.port,
-    wsPath(stack, await stack.token("u")),
+    wsPath(await stack.token("u")),
     { "x-forwarded-for": "203.0.113.99" },
   );
   assert.match(status, /^HTTP\/1\.1 429/);
@@ -92,7 +92,7 @@ Deno.test("admission: --upgrade-rate-per-ip refuses bursts past twice the rate",
   });
   await stack.setCaps("u", CAPS);
   const port = stack.gateway.addr.port;
-  const path = wsPath(stack, await stack.token("u"));
+  const path = wsPath(await stack.token("u"));
   const statuses = [];
   for (let i = 0; i < 4; i++) {
     statuses.push(
@@ -127,7 +127,7 @@ Deno.test("admission: after a close for sustained abuse the address is refused f
   } finally {
     clearInterval(flood);
   }
-  const path = wsPath(stack, await stack.token("u"));
+  const path = wsPath(await stack.token("u"));
   const port = stack.gateway.addr.port;
   assert.match(
     await upgradeStatus(port, path, { "x-forwarded-for": "192.0.2.66" }),
