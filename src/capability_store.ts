@@ -14,7 +14,7 @@ import {
   EMPTY_CAPABILITIES,
   parseCapabilitiesJson,
 } from "./capabilities.ts";
-import { OrderedFeed } from "./js_consumer.ts";
+import { OrderedFeed } from "./ordered_feed.ts";
 import type { Logger } from "./log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
 

@@ -15,7 +15,7 @@ import { type CapabilitySet, checkKv } from "./capabilities.ts";
 import { isObject } from "./envelope.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
-import { OrderedFeed } from "./js_consumer.ts";
+import { OrderedFeed } from "./ordered_feed.ts";
 import { PULL_HIGH_WATER } from "./outbound.ts";
 import { renderPayload } from "./payload.ts";
 import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
