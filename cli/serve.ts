@@ -230,6 +230,13 @@ export function serveCommand() {
         format: o.logFormat,
       });
       const { hostname, port } = parseListen(o.listen);
+      // A server keeps serving: a promise rejection nobody handled is a bug to log loudly, not a
+      // reason to drop every client.
+      const onRejection = (e: PromiseRejectionEvent) => {
+        e.preventDefault();
+        log.error("unhandled rejection (a bug; the gateway keeps serving)", { error: e.reason });
+      };
+      globalThis.addEventListener("unhandledrejection", onRejection);
       let jwtSecret = o.jwtSecret;
       let embedded: NatsServer | undefined;
       let nats = o.nats;

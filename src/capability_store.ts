@@ -15,6 +15,7 @@ import {
   parseCapabilitiesJson,
 } from "./capabilities.ts";
 import { OrderedFeed } from "./ordered_feed.ts";
+import { readableHeaders } from "./subject_hub.ts";
 import type { Logger } from "./log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
 
@@ -196,7 +197,7 @@ export class CapabilityStore {
   #onMsg(m: JsMsg): void {
     const user = userFromKey(m.subject.slice(`$KV.${this.#src.bucket}.`.length));
     if (user === null) return;
-    const op = m.headers?.get("KV-Operation");
+    const op = readableHeaders(m)?.get("KV-Operation");
     const entry: CapabilityEntry = {
       operation: op === "DEL" || op === "PURGE" ? op : "PUT",
       length: m.data.length,

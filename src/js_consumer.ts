@@ -5,6 +5,7 @@
 
 import { PULL_HIGH_WATER } from "./outbound.ts";
 import { OrderedFeed, PULL_EXPIRES_MS, streamGone } from "./ordered_feed.ts";
+import { headersJson } from "./subject_hub.ts";
 import {
   AckPolicy,
   type Consumer,
@@ -424,17 +425,8 @@ export class JsSubscription implements SessionSubscription {
     const p = renderPayload(m.data);
     let data = `{"seq":${seq},"subject":${JSON.stringify(m.subject)},"payload":${p.json}`;
     if (p.encoding) data += `,"encoding":"${p.encoding}"`;
-    const h = m.headers;
-    if (h) {
-      const out: Record<string, string | string[]> = {};
-      let any = false;
-      for (const k of h.keys()) {
-        const v = h.values(k);
-        out[k] = v.length === 1 ? v[0] : v;
-        any = true;
-      }
-      if (any) data += `,"headers":${JSON.stringify(out)}`;
-    }
+    const h = headersJson(m);
+    if (h) data += `,"headers":${h}`;
     data += `,"time":"${m.time.toISOString()}"`;
     if (redelivered) data += `,"redelivered":true`;
     data += "}";

@@ -16,6 +16,7 @@ import { isObject } from "./envelope.ts";
 import { GatewayError, toGatewayError } from "./errors.ts";
 import type { GatewayRuntime } from "./gateway.ts";
 import { OrderedFeed } from "./ordered_feed.ts";
+import { readableHeaders } from "./subject_hub.ts";
 import { PULL_HIGH_WATER } from "./outbound.ts";
 import { renderPayload } from "./payload.ts";
 import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
@@ -177,7 +178,7 @@ export class KvWatch implements SessionSubscription {
     if (seq <= this.#last) return; // never repeat a revision (ordered consumer restarts)
     this.#last = seq;
     const key = m.subject.slice(this.#prefix.length);
-    const opHeader = m.headers?.get("KV-Operation") ?? "";
+    const opHeader = readableHeaders(m)?.get("KV-Operation") ?? "";
     const op: "put" | "delete" | "purge" = Object.hasOwn(_OP, opHeader) ? _OP[opHeader] : "put";
     let data = `{"key":${JSON.stringify(key)},"revision":${seq},"op":"${op}"`;
     if (op === "put") {

@@ -804,6 +804,8 @@ export class Session {
       observe(toGatewayError(err).code);
       if (this.#state !== "open") return;
       this.#fail(err, ctx);
+    }).catch((err) => {
+      this.context.log.error("cmd reply failed", { session: this.id, error: err });
     }).finally(() => {
       this.#pendingCmds--;
     });

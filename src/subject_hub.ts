@@ -2,7 +2,7 @@
  * Each message's `msg` envelope is serialised once; only the per-listener `sid` is spliced in.
  * @module */
 
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { renderPayload } from "./payload.ts";
 import { isLiteralSubject } from "./subject.ts";
 
@@ -34,18 +34,38 @@ interface _Entry {
   ready: Promise<void>;
 }
 
-/** Serialises a header map of a NATS message as a JSON object text, or undefined when none. */
-export function headersJson(msg: Msg): string | undefined {
-  const h = msg.headers;
-  if (!h) return undefined;
-  const out: Record<string, string | string[]> = {};
-  let any = false;
-  for (const k of h.keys()) {
-    const values = h.values(k);
-    out[k] = values.length === 1 ? values[0] : values;
-    any = true;
+/**
+ * The header map of a NATS (or JetStream) message, or undefined when it has none or when its
+ * header block cannot be parsed: nats.js parses headers lazily and throws on names or values
+ * other clients may send (a space or non-ASCII byte in a name, a bare LF in a value). Such a
+ * message is still delivered, without its headers; it must never crash or stall a reader.
+ */
+export function readableHeaders(msg: { readonly headers?: MsgHdrs }): MsgHdrs | undefined {
+  try {
+    const h = msg.headers;
+    if (h) h.keys(); // forces the parse
+    return h;
+  } catch {
+    return undefined;
   }
-  return any ? JSON.stringify(out) : undefined;
+}
+
+/** Serialises a header map of a NATS message as a JSON object text, or undefined when none. */
+export function headersJson(msg: { readonly headers?: MsgHdrs }): string | undefined {
+  const h = readableHeaders(msg);
+  if (!h) return undefined;
+  try {
+    const out: Record<string, string | string[]> = {};
+    let any = false;
+    for (const k of h.keys()) {
+      const values = h.values(k);
+      out[k] = values.length === 1 ? values[0] : values;
+      any = true;
+    }
+    return any ? JSON.stringify(out) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -146,7 +166,12 @@ export class SubjectHub {
           this.#onError(err, subject);
           return;
         }
-        this.#dispatch(entry, msg);
+        try {
+          this.#dispatch(entry, msg);
+        } catch (e) {
+          // Never let one message end nats.js's read loop (it would stall every subscription).
+          this.#onError(e instanceof Error ? e : new Error(String(e)), subject);
+        }
       },
     });
     entry.ready = this.#nc.flush().catch(() => {});

@@ -207,6 +207,12 @@ export class HttpServer {
       }
       if (!ok) return _closeQuietly(conn);
     }
+    // Frames are coalesced by the writer already: Nagle would only add delayed-ACK latency.
+    try {
+      (conn as Deno.TcpConn).setNoDelay?.(true);
+    } catch {
+      // not a TCP socket (or already gone)
+    }
     let done = false;
     const slot: _Slot = {
       conn,
