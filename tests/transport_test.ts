@@ -641,3 +641,35 @@ Deno.test("transport: close() still writes what is queued, then the close frame"
     await server.close();
   }
 });
+
+Deno.test("transport: a ping flood from a reader that never reads keeps at most one pong queued", async () => {
+  const { server, sockets } = _server();
+  const flood = await RawWs.open(server.addr.port);
+  const ok = await RawWs.open(server.addr.port);
+  try {
+    await waitFor(() => sockets.length === 2, 5000, "both upgraded");
+    const ws = sockets[0];
+    // Fill the socket first so nothing more can be written, then 40 000 pings in big writes.
+    for (let i = 0; i < 64; i++) ws.send("z".repeat(64 * 1024));
+    await waitFor(() => ws.pendingBytes > 0 && ws.bytesWritten > 0, 5000, "socket full");
+    const queuedBefore = ws.pendingBytes;
+    const ping = encodeClientFrame(Opcode.PING, te.encode("0123456789"), { fin: true });
+    const chunk = new Uint8Array(ping.length * 1000);
+    for (let i = 0; i < 1000; i++) chunk.set(ping, i * ping.length);
+    let done = false;
+    ws.onmessage = (text) => done = text === "done";
+    for (let i = 0; i < 40; i++) await flood.conn.write(chunk);
+    // A sentinel after the flood: once it arrived, every ping before it was handled.
+    await flood.send(Opcode.TEXT, "done");
+    await waitFor(() => done, 10_000, "flood handled");
+    assert.ok(ws.pendingBytes <= queuedBefore + 12, `one pong at most: ${ws.pendingBytes}`);
+    assert.ok(!ws.closed);
+    // Another client is served as usual.
+    await ok.send(Opcode.TEXT, "sentinel");
+    assert.equal(td.decode((await ok.frame())!.payload), "sentinel");
+  } finally {
+    flood.close();
+    ok.close();
+    await server.close();
+  }
+});

@@ -248,7 +248,7 @@ export class WsConnection {
 
   #onControl(op: number, payload: Uint8Array): void {
     if (op === Opcode.PING) {
-      if (!this.closed) this.#enqueue(encodeFrame(Opcode.PONG, payload), true);
+      if (!this.closed) this.#pong(encodeFrame(Opcode.PONG, payload));
       return;
     }
     if (op !== Opcode.CLOSE) return; // pong: receiving it already counts as activity
@@ -278,6 +278,32 @@ export class WsConnection {
     this.#closeTimer = setTimeout(() => this.abort(), this.#closeTimeoutMs);
   }
 
+  /** The queued pong that no write has started on yet, if any. */
+  #queuedPong?: Uint8Array;
+
+  /**
+   * Answers a ping. At most one pong waits in the queue: a newer ping replaces its payload (RFC
+   * 6455 5.5.3 allows answering only the latest), so a ping flood costs O(1) each and no memory.
+   */
+  #pong(frame: Uint8Array): void {
+    const old = this.#queuedPong;
+    if (old !== undefined) {
+      const first = this.#qHead + Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
+      // Control frames go to the front, so the waiting pong is found within a few steps.
+      const at = this.#queue.indexOf(old, first);
+      if (at >= 0) {
+        this.#queue[at] = frame;
+        const delta = frame.length - old.length;
+        this.#pendingBytes += delta;
+        if (this.#shared) this.#shared.bytes += delta;
+        this.#queuedPong = frame;
+        return;
+      }
+    }
+    this.#queuedPong = frame;
+    this.#enqueue(frame, true);
+  }
+
   /** Queues a frame; control frames go right after what is already being written. */
   #enqueue(frame: Uint8Array, control: boolean): void {
     if (this.#gone) return;
@@ -295,6 +321,7 @@ export class WsConnection {
 
   /** Drops queued frames that are not (partly) written yet. */
   #dropQueued(): void {
+    this.#queuedPong = undefined;
     const keep = this.#qHead + Math.max(this.#inflight, this.#headOff > 0 ? 1 : 0);
     let dropped = 0;
     for (let i = keep; i < this.#queue.length; i++) dropped += this.#queue[i].length;
@@ -338,6 +365,7 @@ export class WsConnection {
     const head = q[h].subarray(this.#headOff);
     if (q.length - h === 1 || head.length >= _NO_COPY) {
       this.#inflight = 1;
+      if (q[h] === this.#queuedPong) this.#queuedPong = undefined; // being written now
       return head;
     }
     let total = head.length;
@@ -346,6 +374,10 @@ export class WsConnection {
       total += q[k++].length;
     }
     this.#inflight = k - h;
+    const pong = this.#queuedPong;
+    if (pong !== undefined) {
+      for (let i = h; i < k; i++) if (q[i] === pong) this.#queuedPong = undefined;
+    }
     if (k === h + 1) return head;
     const out = new Uint8Array(total);
     out.set(head, 0);
