@@ -200,14 +200,19 @@ export class OutboundQueue {
       this.#cut("over_limit");
       return false;
     }
-    if (this.#fullTimer === undefined) {
-      this.#overSince ??= performance.now();
-      this.#fullTimer = setTimeout(() => {
-        this.#fullTimer = undefined;
-        this.check(performance.now());
-      }, this.#opts.backpressureTimeoutMs);
-    }
+    this.#watchOver(performance.now());
     return !this.#closed;
+  }
+
+  /** Over the bound at `now`: remember since when, and look again when the timeout is up. */
+  #watchOver(now: number): void {
+    this.#overSince ??= now;
+    if (this.#fullTimer !== undefined) return;
+    const due = this.#overSince + this.#opts.backpressureTimeoutMs - now;
+    this.#fullTimer = setTimeout(() => {
+      this.#fullTimer = undefined;
+      this.check(performance.now());
+    }, Math.max(0, due));
   }
 
   /**
@@ -218,6 +223,7 @@ export class OutboundQueue {
     if (this.#closed) return undefined;
     const pending = this.pendingBytes;
     if (pending <= this.#opts.maxPendingBytes) this.#overSince = undefined;
+    else this.#overSince ??= now;
     const reason = pressureVerdict({
       pending,
       overSince: this.#overSince,
@@ -225,6 +231,7 @@ export class OutboundQueue {
       now,
     }, this.#opts);
     if (reason !== undefined) this.#cut(reason);
+    else if (this.#overSince !== undefined) this.#watchOver(now);
     return reason;
   }
 

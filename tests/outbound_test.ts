@@ -189,3 +189,31 @@ Deno.test("outbound: a queue that stays over its bound for the timeout is cut as
   await waitFor(() => cuts.length > 0, 10_000, "cut after the timeout");
   assert.deepEqual(cuts, ["slow"]);
 });
+
+Deno.test("outbound: over the bound, under, and over again: the 250 ms rule still cuts", async () => {
+  // An in-memory sink whose kernel never takes anything until the test says so.
+  const sink = {
+    pendingBytes: 0,
+    lastProgressAt: performance.now(),
+    send(data: string) {
+      this.pendingBytes += data.length;
+    },
+  };
+  const cuts: CutReason[] = [];
+  const q = new OutboundQueue(sink, {
+    maxPendingBytes: 1000,
+    backpressureTimeoutMs: 50,
+    writeDeadlineMs: 60_000,
+    onBackpressure: (r) => cuts.push(r),
+  });
+  const big = `{"pad":"${"x".repeat(1400)}"}`;
+  q.push(big); // over the bound: the timer is armed
+  await new Promise((r) => setTimeout(r, 0));
+  sink.pendingBytes = 0; // drained
+  sink.lastProgressAt = performance.now();
+  q.push("{}"); // under the bound again
+  await new Promise((r) => setTimeout(r, 0));
+  q.push(big); // over again, while the first timer is still armed
+  await waitFor(() => cuts.length > 0, 5000, "cut while staying over the bound");
+  assert.deepEqual(cuts, ["slow"]);
+});
