@@ -194,6 +194,9 @@ export const UNAUTHENTICATED_MAX_MESSAGE_BYTES = 16 * 1024;
 
 type _State = "unauthenticated" | "authenticating" | "open" | "closed";
 
+/** Why a subscription ended before its op was answered. */
+type _Vanished = "revoked" | "unsubscribed" | "failed";
+
 const _MAX_TIMER = 2 ** 31 - 1;
 // Inbound refusals that can repeat on every frame: shared values, no Error (and no stack) each.
 /** Error frames of shared failure values without context, rendered once. */
@@ -271,6 +274,12 @@ export class Session {
   #backlog: Array<ClientEnvelope> = [];
   #capListener = (caps: UserCapabilities) => this.#onCapabilities(caps);
   #holdsSlot = false;
+  /**
+   * Subscriptions whose op is not answered yet, with why they ended meanwhile (if they did):
+   * the op still gets its one answer, an error, and a revocation never names a sid the client
+   * has not been told.
+   */
+  #unconfirmed = new Map<string, _Vanished | undefined>();
 
   /** Creates a session; call {@link Session.start} once the socket is open. */
   constructor(ws: SessionSocket, context: SessionContext, meta: SessionMeta) {
@@ -602,7 +611,8 @@ export class Session {
       if (!sub.allowed(caps.set)) {
         sub.close();
         this.#subs.delete(sub.sid);
-        revoked.push(sub.sid);
+        if (this.#unconfirmed.has(sub.sid)) this.#unconfirmed.set(sub.sid, "revoked");
+        else revoked.push(sub.sid);
       }
     }
     this.send(this.#capUpdate(caps.doc, revoked));
@@ -654,12 +664,41 @@ export class Session {
     const sid = this.#newSid();
     const sub = new _CoreSubscription(this, sid, subject, queue);
     this.#subs.set(sid, sub);
+    this.#unconfirmed.set(sid, undefined);
     this.context.hub.add(subject, queue, sub).then(() => {
-      if (this.#state !== "open" || this.#subs.get(sid) !== sub) return;
+      if (this.#state !== "open") return;
+      if (this.#answerVanished(sid, ctx)) return;
       sub.active = true;
       this.#ack(env, { id: sid });
       this.context.emit(this, "sub", { sid, kind: "core", target: subject });
-    }).catch((e) => this.#fail(e, ctx));
+    }).catch((e) => {
+      if (this.#subs.get(sid) === sub) {
+        this.#subs.delete(sid);
+        sub.close();
+      }
+      this.#unconfirmed.delete(sid);
+      this.#fail(e, ctx);
+    });
+  }
+
+  /**
+   * For an op whose subscription ended before it was confirmed (revoked, unsubscribed, failed):
+   * answers it with an error, once, and returns true. False when it is still live.
+   */
+  #answerVanished(sid: string, ctx: ErrorContext): boolean {
+    const why = this.#unconfirmed.get(sid);
+    this.#unconfirmed.delete(sid);
+    if (why === undefined) return false;
+    if (why === "revoked") {
+      this.context.emit(this, "denied", { op: ctx.op, target: ctx.target, code: "forbidden" });
+      this.#fail(new GatewayError("forbidden", "not allowed"), ctx);
+    } else if (why === "unsubscribed") {
+      this.#fail(
+        new GatewayError("not_found", "subscription was removed before it was confirmed"),
+        ctx,
+      );
+    }
+    return true;
   }
 
   #opStreamSub(env: ClientEnvelope, ctx: ErrorContext): void {
@@ -676,6 +715,7 @@ export class Session {
       close: () => {},
     };
     this.#subs.set(sid, placeholder);
+    this.#unconfirmed.set(sid, undefined);
     const req: SubscriptionRequest = {
       env,
       sid,
@@ -690,14 +730,21 @@ export class Session {
           this.#subs.delete(sid);
           sub.close();
         }
-        this.#fail(e, { op: env.op, target: env.target });
+        // Before its reply the op itself is answered (with its inbox); later errors carry none.
+        if (this.#unconfirmed.has(sid)) {
+          if (this.#unconfirmed.get(sid) !== undefined) return; // answered as it vanished
+          this.#unconfirmed.set(sid, "failed");
+          this.#fail(e, ctx);
+        } else this.#fail(e, { op: env.op, target: env.target });
       },
     };
     factory(req).then((sub) => {
       if (this.#state !== "open" || this.#subs.get(sid) !== placeholder) {
         sub.close();
+        this.#answerVanished(sid, ctx);
         return;
       }
+      this.#unconfirmed.delete(sid);
       // Capabilities may have shrunk while the subscription was being set up.
       if (!sub.allowed(this.#caps!.set)) {
         sub.close();
@@ -711,6 +758,7 @@ export class Session {
       sub.start?.();
     }, (err) => {
       if (this.#subs.get(sid) === placeholder) this.#subs.delete(sid);
+      if (this.#state !== "open" || this.#answerVanished(sid, ctx)) return;
       const gerr = toGatewayError(err);
       if (gerr.code === "forbidden") {
         this.context.emit(this, "denied", { op: env.op, target: env.target, code: "forbidden" });
@@ -728,6 +776,7 @@ export class Session {
     const sub = this.#subs.get(id);
     if (!sub) throw new GatewayError("not_found", "no such subscription");
     this.#subs.delete(id);
+    if (this.#unconfirmed.has(id)) this.#unconfirmed.set(id, "unsubscribed");
     sub.close();
     this.#ack(env, { id });
     this.context.emit(this, "unsub", { sid: id, kind: sub.kind, target: sub.target });

@@ -385,3 +385,27 @@ Deno.test("ops without inbox: silent on success, error without inbox on failure"
   assert.equal(after[0].data.code, "forbidden");
   assert.deepEqual(after[0].data.context, { op: "pub", target: "nope" });
 });
+
+Deno.test("sub then unsub of its predicted id in one frame: both ops get exactly one answer", async () => {
+  await using stack = await Stack.start();
+  await stack.setCaps("u", { subjects: ["x.>"], publish: ["x.>"] });
+  const c = await stack.client("u");
+  // Session ids are sequential: the first subscription of a session is "1".
+  c.send(
+    { op: "sub", target: "x.a", inbox: "s" },
+    { op: "unsub", data: { id: "1" }, inbox: "u" },
+  );
+  const u = await c.answer("u");
+  const s = await c.answer("s");
+  assert.equal(u.op, "reply", "the unsub found the subscription");
+  assert.equal(s.op, "error", "the sub it removed is answered, not left hanging");
+  assert.equal(s.data.code, "not_found");
+  // Nothing is delivered for it: a sentinel on a live subscription comes first and alone.
+  const live = await c.sub("x.b");
+  stack.nc.publish("x.a", "{}");
+  stack.nc.publish("x.b", JSON.stringify({ sentinel: true }));
+  await c.waitMsgs(live, 1);
+  assert.deepEqual(c.received.filter((e) => e.op === "msg" && e.sid === "1"), []);
+  assert.equal(c.received.filter((e) => e.inbox === "s").length, 1, "one answer for the sub");
+  assert.equal(c.received.filter((e) => e.inbox === "u").length, 1, "one answer for the unsub");
+});
