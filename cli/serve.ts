@@ -185,6 +185,12 @@ export function serveCommand() {
       ).argParser(cidrListArg),
     )
     .addOption(
+      envOption(
+        "--trust-proxy-header <header>",
+        "the one header the trusted proxies set (the other is ignored: clients could write it)",
+      ).choices(["x-forwarded-for", "forwarded"] as const).default("x-forwarded-for" as const),
+    )
+    .addOption(
       envOption("--header-timeout <duration>", "time for the TLS handshake and request head")
         .argParser(durationArg).default(10_000, "10s"),
     )
@@ -313,6 +319,7 @@ export function serveCommand() {
           maxConnsPerIp: o.maxConnsPerIp,
           upgradeRatePerIp: o.upgradeRatePerIp,
           trustProxy: o.trustProxy,
+          trustProxyHeader: o.trustProxyHeader,
           maxPendingTotal: o.maxPendingTotal,
           limits: {
             maxFrameBytes: o.maxFrameBytes,

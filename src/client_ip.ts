@@ -136,11 +136,16 @@ function _forwardedFor(header: string): Array<string | undefined> {
   return out;
 }
 
+/** The header a trusted proxy names the client in. */
+export type ProxyHeader = "x-forwarded-for" | "forwarded";
+
 /**
  * The client address: the TCP peer, unless the peer is a trusted proxy; then the right-most
- * address of the forwarding chain that is not itself a trusted proxy (`Forwarded` first, then
- * `X-Forwarded-For`). A malformed entry stops the walk at the last address known to be good:
- * a client can prepend whatever it likes, so only what trusted proxies appended counts.
+ * address of the forwarding chain in `header` that is not itself a trusted proxy. Only the one
+ * header the proxy sets is read, never the other: proxies append to theirs and pass the other
+ * through untouched, so a client could write it. A malformed entry stops the walk at the last
+ * address known to be good: a client can prepend whatever it likes, so only what trusted proxies
+ * appended counts.
  *
  * @example
  * ```ts
@@ -149,15 +154,19 @@ function _forwardedFor(header: string): Array<string | undefined> {
  * // "203.0.113.9"
  * ```
  */
-export function clientIp(peer: string, headers: Headers, trusted: readonly Cidr[]): string {
+export function clientIp(
+  peer: string,
+  headers: Headers,
+  trusted: readonly Cidr[],
+  header: ProxyHeader = "x-forwarded-for",
+): string {
   if (!inCidrs(peer, trusted)) return peer;
-  const fwd = headers.get("forwarded");
-  const xff = headers.get("x-forwarded-for");
-  const chain = fwd !== null
-    ? _forwardedFor(fwd)
-    : xff !== null
-    ? xff.split(",").map(_element)
-    : [];
+  const value = headers.get(header);
+  const chain = value === null
+    ? []
+    : header === "forwarded"
+    ? _forwardedFor(value)
+    : value.split(",").map(_element);
   let client = peer;
   for (let i = chain.length - 1; i >= 0; i--) {
     const hop = chain[i];
@@ -166,4 +175,24 @@ export function clientIp(peer: string, headers: Headers, trusted: readonly Cidr[
     if (!inCidrs(hop, trusted)) break;
   }
   return client;
+}
+
+/**
+ * The key admission counts an address under: an IPv4 address itself, an IPv6 address by its
+ * /64 (one host usually holds a whole /64, so counting single addresses would cap nothing).
+ *
+ * @example
+ * ```ts
+ * addressKey("2001:db8::1"); // "2001:db8:0:0::/64"
+ * addressKey("::ffff:192.0.2.1"); // "192.0.2.1"
+ * ```
+ */
+export function addressKey(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const b = parseIp(ip);
+  if (!b) return ip;
+  const v4 = _unmap(b);
+  if (v4.length === 4) return v4.join(".");
+  const g = (i: number) => ((b[i] << 8) | b[i + 1]).toString(16);
+  return `${g(0)}:${g(2)}:${g(4)}:${g(6)}::/64`;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clientIp, inCidrs, parseCidr, parseIp } from "./client_ip.ts";
+import { addressKey, clientIp, inCidrs, parseCidr, parseIp } from "./client_ip.ts";
 
 Deno.test("parseIp: table", () => {
   const cases: Array<[string, number[] | undefined]> = [
@@ -82,16 +82,10 @@ Deno.test("clientIp: only trusted peers may name the client, right-most untruste
     }, "203.0.113.9"],
     ["port on an IPv4 hop", "127.0.0.1", { "x-forwarded-for": "203.0.113.9:4711" }, "203.0.113.9"],
     ["IPv6 in brackets", "127.0.0.1", { "x-forwarded-for": "[2001:db8::1]:80" }, "2001:db8::1"],
-    ["Forwarded wins over XFF", "127.0.0.1", {
+    ["a client's own Forwarded is ignored", "127.0.0.1", {
       forwarded: 'for="[2001:db8::2]";proto=https',
       "x-forwarded-for": "1.1.1.1",
-    }, "2001:db8::2"],
-    [
-      "Forwarded, two hops",
-      "127.0.0.1",
-      { forwarded: "for=6.6.6.6, for=203.0.113.10" },
-      "203.0.113.10",
-    ],
+    }, "1.1.1.1"],
     [
       "all hops trusted: left-most",
       "127.0.0.1",
@@ -102,4 +96,27 @@ Deno.test("clientIp: only trusted peers may name the client, right-most untruste
   for (const [name, peer, headers, want] of cases) {
     assert.equal(clientIp(peer, h(headers), trusted), want, name);
   }
+});
+
+Deno.test("clientIp: with the Forwarded header configured, only it is read", () => {
+  const trusted = [parseCidr("127.0.0.0/8")];
+  const h = (init: Record<string, string>) => new Headers(init);
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ["one hop, quoted IPv6", { forwarded: 'for="[2001:db8::2]";proto=https' }, "2001:db8::2"],
+    ["two hops", { forwarded: "for=6.6.6.6, for=203.0.113.10" }, "203.0.113.10"],
+    ["XFF is ignored", { "x-forwarded-for": "1.1.1.1" }, "127.0.0.1"],
+    ["for=unknown stops the walk", { forwarded: "for=203.0.113.1, for=unknown" }, "127.0.0.1"],
+  ];
+  for (const [name, headers, want] of cases) {
+    assert.equal(clientIp("127.0.0.1", h(headers), trusted, "forwarded"), want, name);
+  }
+});
+
+Deno.test("addressKey: IPv6 by /64, IPv4 as is", () => {
+  assert.equal(addressKey("203.0.113.9"), "203.0.113.9");
+  assert.equal(addressKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  assert.equal(addressKey("2001:db8:1:2::ffff"), "2001:db8:1:2::/64", "same /64, same key");
+  assert.notEqual(addressKey("2001:db8:1:3::1"), addressKey("2001:db8:1:2::1"));
+  assert.equal(addressKey("::ffff:192.0.2.1"), "192.0.2.1");
+  assert.equal(addressKey("::1"), "0:0:0:0::/64");
 });

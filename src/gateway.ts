@@ -29,7 +29,14 @@ import {
 import { SubjectHub } from "./subject_hub.ts";
 import { validateBucketName } from "./subject.ts";
 import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "./transport/mod.ts";
-import { type Cidr, clientIp, parseCidr } from "./client_ip.ts";
+import {
+  addressKey,
+  type Cidr,
+  clientIp,
+  inCidrs,
+  parseCidr,
+  type ProxyHeader,
+} from "./client_ip.ts";
 import { IpGate, type IpRefusal } from "./ip_gate.ts";
 import { overBudget } from "./backpressure.ts";
 import type { PendingBudget } from "./outbound.ts";
@@ -90,8 +97,10 @@ export interface GatewayOptions {
   maxConnsPerIp?: number;
   /** Upgrades per second per client address, burst twice that (default 100). */
   upgradeRatePerIp?: number;
-  /** Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` name the client (default: none). */
+  /** Proxies (CIDRs) whose forwarding header names the client (default: none). */
   trustProxy?: string[];
+  /** The one header the trusted proxies set (default `x-forwarded-for`). */
+  trustProxyHeader?: ProxyHeader;
   /** Pending outbound bytes of all connections together (default 1 GiB). */
   maxPendingTotal?: number;
   /** After the gateway closes a WebSocket, the socket is torn down by then (default 5 s). */
@@ -141,9 +150,13 @@ export class Gateway {
   #server: HttpServer;
   #tlsFiles?: { certFile: string; keyFile: string };
   #ipGate: IpGate;
+  /** Raw sockets per peer address (untrusted peers), counted before anything is read. */
+  #socketGate: IpGate;
   #trusted: Cidr[];
+  #proxyHeader: ProxyHeader;
   #budget: PendingBudget;
   #budgetScheduled = false;
+  #closeTimeoutMs: number;
   #sweepTimer: ReturnType<typeof setInterval>;
   #sessions = new Set<Session>();
   #userSlots = new Map<string, number>();
@@ -174,7 +187,10 @@ export class Gateway {
       maxConnsPerIp: opts.maxConnsPerIp ?? 1000,
       upgradeRatePerIp: opts.upgradeRatePerIp ?? 100,
     });
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.#socketGate = new IpGate({ maxConnsPerIp: opts.maxConnsPerIp ?? 1000 });
     this.#trusted = (opts.trustProxy ?? []).map(parseCidr);
+    this.#proxyHeader = opts.trustProxyHeader ?? "x-forwarded-for";
     this.#budget = {
       counter: { bytes: 0 },
       max: opts.maxPendingTotal ?? 1024 * 1024 * 1024,
@@ -231,21 +247,34 @@ export class Gateway {
     const now = performance.now();
     for (const s of this.#sessions) s.checkPressure(now);
     this.#ipGate.sweep(now);
+    this.#socketGate.sweep(now);
     if (this.#budget.counter.bytes > this.#budget.max) this.#enforceBudget();
   }
 
-  /** Over the gateway's pending budget: cut the largest queues until it is met again. */
+  /**
+   * Over the gateway's pending budget: cut the largest open queues until they fit it again.
+   * Sockets already closing are left out: their bytes go within the close timeout anyway, and
+   * counting them would cut every open client for what closing ones hold.
+   */
   #enforceBudget(): void {
-    const sessions = [...this.#sessions].filter((s) => !s.closed).map((s) => ({
+    const open = [...this.#sessions].filter((s) => !s.closed).map((s) => ({
       s,
       pending: s.pendingBytes,
     }));
-    const budget = this.#budget.max;
-    // The counter also holds sockets already closing; count those as cut already.
-    const closing = this.#budget.counter.bytes - sessions.reduce((n, x) => n + x.pending, 0);
-    for (const { s } of overBudget(sessions, Math.max(0, budget - Math.max(0, closing)))) {
-      s.cutForBudget();
-    }
+    for (const { s } of overBudget(open, this.#budget.max)) s.cutForBudget();
+  }
+
+  /**
+   * Right after accept(), before anything is read: a peer that is not a trusted proxy may hold
+   * at most `--max-conns-per-ip` sockets, request heads and plain HTTP included.
+   */
+  #acceptSocket(peer: Deno.NetAddr): boolean {
+    if (inCidrs(peer.hostname, this.#trusted)) return true;
+    return this.#socketGate.admit(addressKey(peer.hostname), performance.now()) === undefined;
+  }
+
+  #socketClosed(peer: Deno.NetAddr): void {
+    if (!inCidrs(peer.hostname, this.#trusted)) this.#socketGate.release(addressKey(peer.hostname));
   }
 
   /** Starts a gateway: connects NATS, opens the auth bucket, listens. */
@@ -299,6 +328,8 @@ export class Gateway {
             tls,
             headerTimeoutMs: opts.headerTimeoutMs,
             maxConns: opts.maxConns ?? 50_000,
+            onAccept: (peer) => g.#acceptSocket(peer),
+            onConnClosed: (peer) => g.#socketClosed(peer),
             onError: (err, where) => log.warn("transport error", { where, error: err }),
           }, g.handler(opts, limits, verify, runtime)),
       });
@@ -362,7 +393,7 @@ export class Gateway {
       budget: this.#budget,
       onCut: (reason) => this.#metrics.cut(reason),
       onAbuse: (s) => {
-        const ms = this.#ipGate.penalize(s.meta.ip, performance.now());
+        const ms = this.#ipGate.penalize(addressKey(s.meta.ip), performance.now());
         this.log.info("client address penalised for abuse", { ip: s.meta.ip, ms });
       },
     };
@@ -422,7 +453,8 @@ export class Gateway {
       return new Response("expected a WebSocket upgrade\n", { status: 426 });
     }
     const peer = info.remoteAddr;
-    const ip = clientIp(peer.hostname, req.headers, this.#trusted);
+    const ip = clientIp(peer.hostname, req.headers, this.#trusted, this.#proxyHeader);
+    const key = addressKey(ip);
     const remote = ip !== peer.hostname
       ? ip
       : ip.includes(":")
@@ -436,11 +468,11 @@ export class Gateway {
       return new Response("origin not allowed\n", { status: 403 });
     }
     // Admission before any token work or per-client state.
-    const refusal = this.#ipGate.admit(ip, performance.now());
+    const refusal = this.#ipGate.admit(key, performance.now());
     if (refusal !== undefined) return this.#refuse(refusal, remote);
     let admitted = true;
     const releaseIp = () => {
-      if (admitted) this.#ipGate.release(ip);
+      if (admitted) this.#ipGate.release(key);
       admitted = false;
     };
     try {
@@ -686,6 +718,11 @@ export class Gateway {
     this.#closed ??= (async () => {
       this.#closing = true;
       for (const s of [...this.#sessions]) s.close(CloseCode.GOING_AWAY, "server shutting down");
+      // Give the close frames (1001) a moment to reach the clients before the sockets go.
+      const until = performance.now() + Math.min(2000, this.#closeTimeoutMs);
+      while (this.#server.connections > 0 && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       for (const sub of this.#controlSubs) {
         try {
           sub.unsubscribe();

@@ -77,13 +77,35 @@ Deno.test("admission: X-Forwarded-For from an untrusted peer is ignored", async 
   await using stack = await Stack.start({ gateway: { maxConnsPerIp: 1 } });
   await stack.setCaps("u", CAPS);
   await stack.client("u", { headers: { "x-forwarded-for": "203.0.113.1" } });
-  // The peer (127.0.0.1) is the address: a made-up header does not buy a second slot.
+  // The peer (127.0.0.1) is the address: a made-up header does not buy a second slot. The
+  // socket itself is over the per-address cap, so it is closed before its head is read.
   const status = await upgradeStatus(
     stack.gateway.addr.port,
     wsPath(await stack.token("u")),
     { "x-forwarded-for": "203.0.113.99" },
   );
-  assert.match(status, /^HTTP\/1\.1 429/);
+  assert.equal(status, "", "closed at once, no answer");
+});
+
+Deno.test("admission: raw sockets count per address before anything is read", async () => {
+  await using stack = await Stack.start({ gateway: { maxConnsPerIp: 2 } });
+  const port = stack.gateway.addr.port;
+  const idle = [
+    await Deno.connect({ hostname: "127.0.0.1", port }),
+    await Deno.connect({ hostname: "127.0.0.1", port }),
+  ];
+  try {
+    await waitFor(() => stack.gateway.socketCount === 2, 5000, "two idle sockets held");
+    const third = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.equal(await third.read(new Uint8Array(16)).catch(() => null), null, "closed at once");
+    third.close();
+    idle.pop()!.close();
+    await waitFor(() => stack.gateway.socketCount === 1, 5000, "one released");
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(await res.text(), "ok\n", "room for one more");
+  } finally {
+    for (const c of idle) c.close();
+  }
 });
 
 Deno.test("admission: --upgrade-rate-per-ip refuses bursts past twice the rate", async () => {

@@ -293,7 +293,12 @@ export function encodeFrame(opcode: number, payload: Uint8Array): Uint8Array {
 /** Encodes a close frame; the reason is cut to fit a control frame (123 bytes). */
 export function encodeClose(code: number, reason = ""): Uint8Array {
   let r = _encoder.encode(reason);
-  if (r.length > 123) r = r.subarray(0, 123);
+  if (r.length > 123) {
+    // Cut at a character boundary: a split UTF-8 sequence makes browsers fail the connection.
+    let end = 123;
+    while (end > 0 && (r[end] & 0xc0) === 0x80) end--;
+    r = r.subarray(0, end);
+  }
   const p = new Uint8Array(2 + r.length);
   p[0] = code >>> 8;
   p[1] = code & 0xff;

@@ -178,3 +178,14 @@ Deno.test("ws_frame: close codes a peer may send", () => {
     assert.ok(!validCloseCode(c), String(c));
   }
 });
+
+Deno.test("encodeClose: a long reason is cut at a character boundary", () => {
+  for (const reason of ["é".repeat(100), "€".repeat(60), "a" + "😀".repeat(40), "x".repeat(200)]) {
+    const frame = encodeClose(4000, reason);
+    const payload = frame.subarray(2); // a close frame's payload is at most 125 bytes: 2-byte head
+    assert.ok(payload.length <= 125, `${payload.length} bytes`);
+    assert.equal((payload[0] << 8) | payload[1], 4000);
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(2));
+    assert.ok(reason.startsWith(text), "a prefix of the reason, whole characters only");
+  }
+});
