@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Stack, stalledClient, type TestClient, waitFor } from "./_harness.ts";
 import { SESSIONS_KICK_SUBJECT } from "../src/control.ts";
+import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
 
 const CAPS = { subjects: ["x.>"], publish: ["x.>"] };
 const te = new TextEncoder();
@@ -228,5 +229,43 @@ Deno.test("teardown: a user's slot comes back when the cut socket is gone, not b
     );
   } finally {
     stalled.close();
+  }
+});
+
+Deno.test("fragments: an unauthenticated socket's message is capped at 16 KiB over all fragments", async () => {
+  await using stack = await Stack.start();
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port: stack.gateway.addr.port });
+  try {
+    await raw.write(te.encode(
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ));
+    // A text frame that never finishes, then continuation frames of 4 KiB each, never FIN.
+    const part = te.encode("x".repeat(4096));
+    let closed = false;
+    const reader = (async () => {
+      const buf = new Uint8Array(4096);
+      const got: number[] = [];
+      for (let n = await raw.read(buf); n !== null; n = await raw.read(buf).catch(() => null)) {
+        got.push(...buf.subarray(0, n));
+      }
+      closed = true;
+      return got;
+    })();
+    // 32 KiB in all: over the 16 KiB before authentication, under the 64 KiB after it.
+    for (let i = 0; i < 8 && !closed; i++) {
+      const op = i === 0 ? Opcode.TEXT : Opcode.CONTINUATION;
+      await raw.write(encodeClientFrame(op, part, { fin: false })).catch(() => closed = true);
+    }
+    const bytes = await reader;
+    assert.ok(closed, "the gateway ended the socket");
+    // A close frame with code 1009: 0x88, its length, 0x03 0xf1.
+    const at = bytes.findIndex((b, i) =>
+      b === 0x88 && bytes[i + 2] === 0x03 && bytes[i + 3] === 0xf1
+    );
+    assert.ok(at >= 0, "a close frame with 1009 was sent");
+    await waitFor(() => stack.gateway.socketCount === 0, 10_000, "socket gone");
+  } finally {
+    raw.close();
   }
 });
