@@ -27,6 +27,10 @@ const OPEN_CLIENTS = (Deno.args.find((a) => a.startsWith("--clients="))?.slice(1
 const GW_ARGS = Deno.args.filter((a) => a.startsWith("--gateway-arg=")).map((a) => a.slice(14));
 /** Extra V8 flags for the gateway process, to try memory/speed trade-offs (default: none). */
 const GW_V8_FLAGS = Deno.args.find((a) => a.startsWith("--gateway-v8-flags="))?.slice(19) ?? "";
+/** Extra `deno run` flags for the gateway process, repeatable (`--gateway-deno-arg=--cpu-prof`). */
+const GW_DENO_ARGS = Deno.args.filter((a) => a.startsWith("--gateway-deno-arg=")).map((a) =>
+  a.slice(19)
+);
 const PAYLOAD_PAD = "x".repeat(70);
 
 function _payload(extra: Record<string, unknown> = {}): string {
@@ -347,6 +351,7 @@ async function main(): Promise<void> {
       "run",
       "-A",
       ...(GW_V8_FLAGS ? [`--v8-flags=${GW_V8_FLAGS}`] : []),
+      ...GW_DENO_ARGS,
       `${ROOT}main.ts`,
       "serve",
       "--nats",
@@ -673,6 +678,33 @@ async function main(): Promise<void> {
       console.error(`jetstream: native ${nativeRate.toFixed(0)} gateway ${gwRate.toFixed(0)}`);
     }
 
+    // 7. Inbound abuse, last (it leaves 127.0.0.1 penalised for a while): another client's ping
+    // round trip while one client floods frames of tiny invalid lines and keeps reconnecting.
+    if (want("flood")) {
+      const res = await _floodScenario(gwUrl, QUICK ? 100 : 400);
+      for (const p of ["p50", "p99"] as const) {
+        rows.push({
+          scenario: "ping round trip of one client while another floods junk lines",
+          metric: `${p}, quiet → under flood`,
+          native: res.quiet[p],
+          gateway: res.flood[p],
+          unit: "ms",
+          better: "lower",
+        });
+      }
+      notes.push(
+        `flood: the attacker sent ${res.frames} frames of 400 invalid lines (the most one frame may ` +
+          `carry) over ${res.connections} connection(s), was closed with ${
+            res.codes.join(", ")
+          }, ` +
+          `and ${res.refused} reconnect attempts were refused (429 penalty); the "native" column of ` +
+          `the flood rows is the same gateway client's round trip before the flood.`,
+      );
+      console.error(
+        `flood: quiet p99 ${res.quiet.p99.toFixed(2)} flood p99 ${res.flood.p99.toFixed(2)}`,
+      );
+    }
+
     notes.push(
       `load average (1, 5, 15 min) before the run: ${LOAD_BEFORE}; after: ${await _loadavg()}`,
     );
@@ -832,3 +864,96 @@ ${notes.length ? "Notes from the run:\n\n" + notes.map((n) => `- ${n}`).join("\n
 }
 
 if (import.meta.main) await main();
+
+/** Round trips of `n` sequential pings on an open gateway WebSocket, sorted (ms). */
+async function _pingRtts(ws: WebSocket, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const inbox = `p${i}`;
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      const on = (e: MessageEvent) => {
+        if (String(e.data).includes(`"inbox":"${inbox}"`)) {
+          ws.removeEventListener("message", on);
+          resolve();
+        }
+      };
+      ws.addEventListener("message", on);
+      ws.send(JSON.stringify({ op: "ping", inbox }));
+    });
+    out.push(performance.now() - t0);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * One well-behaved client pings while an attacker sends frames of 400 invalid lines as fast as
+ * it can, and reconnects whenever it is closed. Returns the victim's round trips quiet and under
+ * flood, and what the attacker achieved.
+ */
+async function _floodScenario(url: string, pings: number): Promise<{
+  quiet: { p50: number; p99: number };
+  flood: { p50: number; p99: number };
+  frames: number;
+  connections: number;
+  refused: number;
+  codes: number[];
+}> {
+  const open = (u: string) =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(u);
+      ws.onopen = () => resolve(ws);
+      ws.onerror = () => reject(new Error("refused"));
+    });
+  const victim = await open(url);
+  const quiet = await _pingRtts(victim, pings);
+  const junk = Array(400).fill("x").join("\n");
+  let stop = false;
+  let frames = 0, connections = 0, refused = 0;
+  const codes: number[] = [];
+  const attack = (async () => {
+    while (!stop) {
+      let ws: WebSocket;
+      try {
+        ws = await open(url);
+      } catch {
+        refused++;
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      connections++;
+      const closed = new Promise<void>((r) =>
+        ws.onclose = (e) => {
+          codes.push(e.code);
+          r();
+        }
+      );
+      let open_ = true;
+      closed.then(() => open_ = false);
+      while (open_ && !stop) {
+        // Keep a bounded amount in flight, so the attacker measures the gateway, not itself.
+        if (ws.bufferedAmount < 1 << 20) {
+          ws.send(junk);
+          frames++;
+        } else await new Promise((r) => setTimeout(r, 1));
+        if (frames % 50 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
+      if (!stop) await closed;
+      else ws.close();
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 200)); // the flood is under way
+  const flood = await _pingRtts(victim, pings);
+  stop = true;
+  await attack;
+  victim.close();
+  const pick = (a: number[]) => ({ p50: _pct(a, 0.5), p99: _pct(a, 0.99) });
+  return {
+    quiet: pick(quiet),
+    flood: pick(flood),
+    frames,
+    connections,
+    refused,
+    codes: [...new Set(codes)],
+  };
+}
