@@ -673,3 +673,37 @@ Deno.test("transport: a ping flood from a reader that never reads keeps at most 
     await server.close();
   }
 });
+
+Deno.test("transport: a peer that only listens but answers pings is never cut as idle", async () => {
+  const { server, sockets, closes } = _server({ idleTimeoutMs: 100 });
+  const listener = await RawWs.open(server.addr.port);
+  const deaf = await RawWs.open(server.addr.port);
+  try {
+    await waitFor(() => sockets.length === 2, 5000, "both upgraded");
+    // The listener answers every ping and sends nothing else, through 20 idle periods; the
+    // server keeps sending it data meanwhile.
+    let pings = 0;
+    const tick = setInterval(() => sockets[0].send("data"), 20);
+    try {
+      while (pings < 20) {
+        const f = await listener.frame();
+        assert.ok(f !== null, `ended after ${pings} pings`);
+        if (f.op === Opcode.PING) {
+          pings++;
+          await listener.send(Opcode.PONG, f.payload);
+        }
+      }
+    } finally {
+      clearInterval(tick);
+    }
+    assert.ok(!sockets[0].closed, "the listener is still connected");
+    // The deaf peer never reads, so it never answers: aborted after a ping went unanswered.
+    await waitFor(() => closes.length === 1, 5000, "deaf peer aborted");
+    assert.equal(closes[0][0], 1006);
+    assert.ok(sockets[1].closed);
+  } finally {
+    listener.close();
+    deaf.close();
+    await server.close();
+  }
+});

@@ -91,7 +91,8 @@ export class WsConnection {
   #closeTimer?: ReturnType<typeof setTimeout>;
   #idleTimer?: ReturnType<typeof setTimeout>;
   #lastRecvAt = performance.now();
-  #pinged = false;
+  /** When the last idle ping was queued (undefined: none outstanding). */
+  #pingedAt?: number;
 
   /** Created by `upgradeWebSocket()`; not meant to be constructed by applications. */
   constructor(remoteAddr: Deno.NetAddr, opts: WsOptions = {}) {
@@ -454,19 +455,22 @@ export class WsConnection {
     this.#idleTimer = setTimeout(() => this.#idleCheck(), ms);
   }
 
+  /**
+   * Nothing received for `idleTimeoutMs`: ping. Aborts only when nothing at all arrived since
+   * that ping for another `idleTimeoutMs` (a reader that only listens answers pings and lives).
+   */
   #idleCheck(): void {
     if (this.#gone) return;
-    const since = performance.now() - this.#lastRecvAt;
+    const now = performance.now();
+    const since = now - this.#lastRecvAt;
     if (since < this.#idleTimeoutMs) {
-      this.#pinged = false;
+      this.#pingedAt = undefined;
       return this.#armIdle(this.#idleTimeoutMs - since);
     }
-    if (!this.#pinged) {
-      this.#pinged = true;
-      if (!this.closed) this.#enqueue(encodeFrame(Opcode.PING, new Uint8Array(0)), true);
-      return this.#armIdle(this.#idleTimeoutMs);
-    }
-    this.abort();
+    if (this.#pingedAt !== undefined && this.#lastRecvAt < this.#pingedAt) return this.abort();
+    this.#pingedAt = now;
+    if (!this.closed) this.#enqueue(encodeFrame(Opcode.PING, new Uint8Array(0)), true);
+    this.#armIdle(this.#idleTimeoutMs);
   }
 
   #teardown(): void {
