@@ -3,6 +3,8 @@
  * server's). Text and close frames, ping answered with pong, no extensions, no TLS.
  * @module */
 
+import { encodeClientFrame } from "../src/transport/ws_frame.ts";
+
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
 
@@ -149,23 +151,7 @@ export class RawWebSocket {
   }
 
   async #sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
-    const len = payload.length;
-    const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
-    const frame = new Uint8Array(head + 4 + len);
-    frame[0] = 0x80 | opcode;
-    if (len < 126) frame[1] = 0x80 | len;
-    else if (len < 65536) {
-      frame[1] = 0x80 | 126;
-      frame[2] = len >> 8;
-      frame[3] = len & 0xff;
-    } else {
-      frame[1] = 0x80 | 127;
-      new DataView(frame.buffer).setBigUint64(2, BigInt(len));
-    }
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    frame.set(mask, head);
-    for (let i = 0; i < len; i++) frame[head + 4 + i] = payload[i] ^ mask[i & 3];
-    await _writeAll(this.#conn, frame);
+    await _writeAll(this.#conn, encodeClientFrame(opcode, payload));
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { payloadValue } from "../src/payload.ts";
+import { headersRecord } from "../src/subject_hub.ts";
 import { isLiteralSubject, validateStreamName, validateSubject } from "../src/subject.ts";
 import { CliError, durationArg, positiveIntArg, stdoutIsTty } from "./_common.ts";
 import { confirmAction, type NatsFlags, withNats, withNatsOptions } from "./_nats.ts";
@@ -53,24 +54,9 @@ interface _ReplayOptions extends NatsFlags {
 
 const _encoder = new TextEncoder();
 
-/** Headers of a message as a JSON object (repeated names become arrays). */
-export function headersRecord(
-  h: MsgHdrs | undefined,
-): Record<string, string | string[]> | undefined {
-  if (!h) return undefined;
-  const out: Record<string, string | string[]> = {};
-  let any = false;
-  for (const k of h.keys()) {
-    const values = h.values(k);
-    out[k] = values.length === 1 ? values[0] : values;
-    any = true;
-  }
-  return any ? out : undefined;
-}
-
 /** The `--json` record of a message. */
 export function replayRecord(m: JsMsg, withHeaders: boolean): ReplayRecord {
-  const hdrs = withHeaders ? headersRecord(m.headers) : undefined;
+  const hdrs = withHeaders ? headersRecord(m) : undefined;
   const p = payloadValue(m.data);
   return {
     seq: m.seq,
@@ -84,7 +70,7 @@ export function replayRecord(m: JsMsg, withHeaders: boolean): ReplayRecord {
 
 function _human(m: JsMsg, withHeaders: boolean, pretty: boolean): string {
   const lines = [`#${m.seq}  ${m.time.toISOString()}  ${m.subject}`];
-  const hdrs = withHeaders ? headersRecord(m.headers) : undefined;
+  const hdrs = withHeaders ? headersRecord(m) : undefined;
   for (const [k, v] of Object.entries(hdrs ?? {})) {
     for (const value of Array.isArray(v) ? v : [v]) lines.push(`  ${k}: ${value}`);
   }

@@ -223,13 +223,7 @@ export function parseFrameLimited(text: string, budget: FrameBudget): ParsedFram
   }
   const results: Array<ClientEnvelope | EnvelopeFailure> = [];
   let sustained = false;
-  let start = 0;
-  while (start <= text.length) {
-    let end = text.indexOf("\n", start);
-    if (end === -1) end = text.length;
-    const line = text.slice(start, end);
-    start = end + 1;
-    if (_blank(line)) continue;
+  for (const line of _lines(text)) {
     const verdict = budget.take();
     if (verdict === "ok") {
       results.push(parseLine(line));
@@ -253,18 +247,22 @@ function _context(r: ClientEnvelope | EnvelopeFailure): ErrorContext {
   return "error" in r ? r.context : { op: r.op, target: r.target, inbox: r.inbox };
 }
 
-/** The first non-blank line past the first `max` ones, if any (no parsing). */
-function _lineBeyond(text: string, max: number): string | undefined {
-  let n = 0;
+/** The non-blank lines of a frame, in order. */
+function* _lines(text: string): Generator<string> {
   let start = 0;
   while (start <= text.length) {
     let end = text.indexOf("\n", start);
     if (end === -1) end = text.length;
     const line = text.slice(start, end);
     start = end + 1;
-    if (_blank(line)) continue;
-    if (++n > max) return line;
+    if (!_blank(line)) yield line;
   }
+}
+
+/** The first non-blank line past the first `max` ones, if any (no parsing). */
+function _lineBeyond(text: string, max: number): string | undefined {
+  let n = 0;
+  for (const line of _lines(text)) if (++n > max) return line;
   return undefined;
 }
 

@@ -50,8 +50,13 @@ export function readableHeaders(msg: { readonly headers?: MsgHdrs }): MsgHdrs | 
   }
 }
 
-/** Serialises a header map of a NATS message as a JSON object text, or undefined when none. */
-export function headersJson(msg: { readonly headers?: MsgHdrs }): string | undefined {
+/**
+ * A message's headers as a JSON-ready object (repeated names become arrays), or undefined when
+ * it has none or they cannot be read ({@link readableHeaders}).
+ */
+export function headersRecord(
+  msg: { readonly headers?: MsgHdrs },
+): Record<string, string | string[]> | undefined {
   const h = readableHeaders(msg);
   if (!h) return undefined;
   try {
@@ -62,10 +67,16 @@ export function headersJson(msg: { readonly headers?: MsgHdrs }): string | undef
       out[k] = values.length === 1 ? values[0] : values;
       any = true;
     }
-    return any ? JSON.stringify(out) : undefined;
+    return any ? out : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Serialises a header map of a NATS message as a JSON object text, or undefined when none. */
+export function headersJson(msg: { readonly headers?: MsgHdrs }): string | undefined {
+  const r = headersRecord(msg);
+  return r === undefined ? undefined : JSON.stringify(r);
 }
 
 /**

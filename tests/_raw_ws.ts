@@ -15,29 +15,10 @@ export interface RawEnd {
   reason?: string;
 }
 
+import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
+
 const _CHUNK = 64 * 1024;
 const _enc = new TextEncoder();
-
-/** A masked client frame (`opcode` 1 text, 8 close, 10 pong) holding `payload`. */
-export function clientFrame(payload: Uint8Array, opcode = 1): Uint8Array {
-  const n = payload.length;
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const out = new Uint8Array(head + 4 + n);
-  out[0] = 0x80 | opcode;
-  if (n < 126) out[1] = 0x80 | n;
-  else if (n < 65536) {
-    out[1] = 0x80 | 126;
-    out[2] = n >> 8;
-    out[3] = n & 255;
-  } else {
-    out[1] = 0x80 | 127;
-    new DataView(out.buffer).setBigUint64(2, BigInt(n));
-  }
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  out.set(mask, head);
-  for (let i = 0; i < n; i++) out[head + 4 + i] = payload[i] ^ mask[i & 3];
-  return out;
-}
 
 /**
  * A protocol v1 client on a raw TCP socket whose reading the test controls.
@@ -147,7 +128,7 @@ export class RawWsClient {
   /** Sends envelopes as one masked text frame. */
   async send(...envs: Array<Record<string, unknown>>): Promise<void> {
     const text = envs.map((e) => JSON.stringify(e)).join("\n");
-    await _writeAll(this.conn, clientFrame(_enc.encode(text)));
+    await _writeAll(this.conn, encodeClientFrame(Opcode.TEXT, _enc.encode(text)));
   }
 
   /** Sends an op with a fresh inbox and waits for its answer (needs the client reading). */
@@ -330,7 +311,7 @@ export class RawWsClient {
         return;
       }
       case 9:
-        _writeAll(this.conn, clientFrame(payload, 10)).catch(() => {});
+        _writeAll(this.conn, encodeClientFrame(Opcode.PONG, payload)).catch(() => {});
         return;
       default:
         return; // pong or binary: nothing to do
