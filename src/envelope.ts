@@ -187,7 +187,11 @@ export interface FrameBudget {
 export interface ParsedFrame {
   /** One result per line, in frame order; a line that found no rate token is a `limited` one. */
   results: Array<ClientEnvelope | EnvelopeFailure>;
-  /** The client has been over the rate long enough to be closed (4029). */
+  /**
+   * The client has been over the rate long enough to be closed (4029), or one frame carried more
+   * than {@link MAX_LIMITED_PER_FRAME} ops without a token (a flood: reading on would only make
+   * error frames for it). `results` then ends at that point.
+   */
   sustained?: boolean;
   /**
    * Set when the frame holds more than `maxLines` envelopes: the context (op, target, inbox) of
@@ -196,6 +200,14 @@ export interface ParsedFrame {
   tooManyLines?: ErrorContext;
 }
 
+/**
+ * Ops without a rate token one frame may carry before the client counts as flooding and is
+ * closed (4029): a burst a little over the rate is answered op by op; hundreds of refused ops in
+ * one frame would only make the gateway write an error frame for each (an 800-byte frame of 400
+ * junk lines would cost 36 KB of answers).
+ */
+export const MAX_LIMITED_PER_FRAME = 16;
+
 /** `limit_exceeded` for a line that found no rate token. */
 export const RATE_LIMITED: ErrorInfo = errorInfo("limit_exceeded", "rate limit exceeded");
 
@@ -203,9 +215,10 @@ export const RATE_LIMITED: ErrorInfo = errorInfo("limit_exceeded", "rate limit e
  * Splits a text frame into lines and parses each, spending the budget first: each non-blank line
  * takes a rate token before it is parsed. A line that finds none is not parsed: it becomes a
  * {@link RATE_LIMITED} failure whose context holds only its inbox, found by a plain scan, so
- * every op still gets exactly one answer while a flood costs no parse and no `Error`. A frame
- * of more than `maxLines` envelopes is not run at all (`tooManyLines`). Blank lines are skipped
- * and take no token.
+ * every op still gets exactly one answer while a flood costs no parse and no `Error`; past
+ * {@link MAX_LIMITED_PER_FRAME} such lines, or when the limit is sustained, reading stops and
+ * `sustained` says the client is to be closed. A frame of more than `maxLines` envelopes is not
+ * run at all (`tooManyLines`). Blank lines are skipped and take no token.
  *
  * @example
  * ```ts
@@ -223,13 +236,17 @@ export function parseFrameLimited(text: string, budget: FrameBudget): ParsedFram
   }
   const results: Array<ClientEnvelope | EnvelopeFailure> = [];
   let sustained = false;
+  let limited = 0;
   for (const line of _lines(text)) {
     const verdict = budget.take();
     if (verdict === "ok") {
       results.push(parseLine(line));
       continue;
     }
-    if (verdict === "sustained") sustained = true;
+    if (verdict === "sustained" || ++limited > MAX_LIMITED_PER_FRAME) {
+      sustained = true;
+      break;
+    }
     const inbox = scanInbox(line);
     results.push(
       inbox === undefined ? _LIMITED_NO_INBOX : { error: RATE_LIMITED, context: { inbox } },

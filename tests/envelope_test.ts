@@ -4,9 +4,11 @@
 
 import assert from "node:assert/strict";
 import {
+  type ClientEnvelope,
   type EnvelopeFailure,
   type FrameBudget,
   isFailure,
+  MAX_LIMITED_PER_FRAME,
   parseFrame,
   parseFrameLimited,
   RATE_LIMITED,
@@ -186,9 +188,9 @@ Deno.test("parseFrameLimited: a token before each line; a line without one is an
   assert.equal(got.sustained, undefined);
   assert.equal(budget.takes, 6);
 
-  const sustained = parseFrameLimited("x\ny", scripted(["limited", "sustained"]));
+  const sustained = parseFrameLimited("x\ny\nz", scripted(["limited", "sustained"]));
   assert.equal(sustained.sustained, true);
-  assert.equal(sustained.results.length, 2);
+  assert.equal(sustained.results.length, 1, "reading stops where the client is to be closed");
 
   const blanks = scripted([]);
   assert.deepEqual(parseFrameLimited("\n \n\r\n\n", blanks), { results: [] });
@@ -211,10 +213,13 @@ Deno.test("parseFrameLimited: with a real bucket a junk frame parses only the bu
   const bucket = new TokenBucket(200, 400, 0);
   const frame = Array(1000).fill("x").join("\n");
   const got = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(0) });
-  assert.equal(got.results.length, 1000);
-  assert.equal(got.results.filter((r) => isFailure(r) && r.error === RATE_LIMITED).length, 600);
+  const limited = (r: ClientEnvelope | EnvelopeFailure) => isFailure(r) && r.error === RATE_LIMITED;
+  assert.equal(got.results.filter((r) => !limited(r)).length, 400, "the burst is parsed");
+  assert.equal(got.results.filter(limited).length, MAX_LIMITED_PER_FRAME, "then a few refusals");
+  assert.equal(got.sustained, true, "then the flood ends the frame and the client");
   const again = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(1) });
-  assert.ok(again.results.every((r) => isFailure(r) && r.error === RATE_LIMITED));
+  assert.equal(again.results.length, MAX_LIMITED_PER_FRAME);
+  assert.ok(again.results.every(limited));
   assert.equal(
     parseFrame(Array(32768).fill("x").join("\n")).length,
     32768,
