@@ -3,7 +3,7 @@
  * @module */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   DeliverPolicy,
   jetstream,

@@ -352,6 +352,28 @@ export class Stack {
   }
 }
 
+/**
+ * Sends `envs` every 20 ms until the gateway closes the client (sustained abuse); resolves with
+ * the close code.
+ */
+export async function floodUntilClosed(
+  c: TestClient,
+  ...envs: Array<Record<string, unknown>>
+): Promise<number> {
+  const flood = setInterval(() => {
+    try {
+      c.send(...envs);
+    } catch {
+      // closed
+    }
+  }, 20);
+  try {
+    return (await c.closed).code;
+  } finally {
+    clearInterval(flood);
+  }
+}
+
 /** A WebSocket client on a raw TCP socket that performs the upgrade and then never reads. */
 export async function stalledClient(url: string, token: string): Promise<Deno.TcpConn> {
   const u = new URL(url);

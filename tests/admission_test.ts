@@ -4,7 +4,7 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { Stack, stalledClient, type TestClient, waitFor } from "./_harness.ts";
+import { floodUntilClosed, Stack, stalledClient, type TestClient, waitFor } from "./_harness.ts";
 import { SESSIONS_KICK_SUBJECT } from "../src/control.ts";
 import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
 
@@ -138,18 +138,7 @@ Deno.test("admission: after a close for sustained abuse the address is refused f
   await stack.setCaps("u", CAPS);
   const abuser = { headers: { "x-forwarded-for": "192.0.2.66" } };
   const c = await stack.client("u", abuser);
-  const flood = setInterval(() => {
-    try {
-      c.send({ op: "ping" }, { op: "ping" });
-    } catch {
-      // closed
-    }
-  }, 20);
-  try {
-    assert.equal((await c.closed).code, 4029);
-  } finally {
-    clearInterval(flood);
-  }
+  assert.equal(await floodUntilClosed(c, { op: "ping" }, { op: "ping" }), 4029);
   const path = wsPath(await stack.token("u"));
   const port = stack.gateway.addr.port;
   assert.match(

@@ -3,7 +3,7 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { Stack, stalledClient, waitFor } from "./_harness.ts";
+import { floodUntilClosed, Stack, stalledClient, waitFor } from "./_harness.ts";
 
 const CAPS = { subjects: ["load.>", "x.>"], publish: ["x.>"], commands: ["x.>"] };
 
@@ -54,18 +54,8 @@ Deno.test("limits: over the rate ops get limit_exceeded; sustained abuse closes 
   const errors = c.received.slice(start).filter((e) => e.op === "error" && e.inbox !== "after");
   assert.equal(errors.length, 25 - pongs, "one answer per refused op, none twice");
   assert.equal(c.ws.readyState, WebSocket.OPEN, "a single burst does not close");
-  const flood = setInterval(() => {
-    try {
-      c.send({ op: "ping" }, { op: "ping" }, { op: "ping" }, { op: "ping" });
-    } catch {
-      // closed
-    }
-  }, 20);
-  try {
-    assert.equal((await c.closed).code, 4029);
-  } finally {
-    clearInterval(flood);
-  }
+  const ping = { op: "ping" };
+  assert.equal(await floodUntilClosed(c, ping, ping, ping, ping), 4029);
 });
 
 Deno.test("limits: --max-conns-per-user", async () => {

@@ -8,22 +8,26 @@ import type { CutReason } from "../src/backpressure.ts";
 import { HttpServer, upgradeWebSocket, type WsConnection } from "../src/transport/mod.ts";
 import { waitFor } from "./_harness.ts";
 
+/** A listener that upgrades one request; resolves with its server-side socket once open. */
+function _server(): { http: HttpServer; socket: Promise<WsConnection> } {
+  const opened = Promise.withResolvers<WsConnection>();
+  const http = HttpServer.listen({ hostname: "127.0.0.1", port: 0 }, (req) => {
+    const up = upgradeWebSocket(req);
+    up.socket.onopen = () => opened.resolve(up.socket);
+    return up.response;
+  });
+  return { http, socket: opened.promise };
+}
+
 /** A server-side WebSocket (the queue's sink) and a client recording the frames it receives. */
 async function socketPair(): Promise<
   { server: WsConnection; frames: string[]; [Symbol.asyncDispose]: () => Promise<void> }
 > {
-  let server!: WsConnection;
-  const opened = Promise.withResolvers<void>();
-  const http = HttpServer.listen({ hostname: "127.0.0.1", port: 0 }, (req) => {
-    const up = upgradeWebSocket(req);
-    server = up.socket;
-    server.onopen = () => opened.resolve();
-    return up.response;
-  });
+  const { http, socket } = _server();
   const client = new WebSocket(`ws://127.0.0.1:${http.addr.port}/`);
   const frames: string[] = [];
   client.onmessage = (e) => frames.push(String(e.data));
-  await opened.promise;
+  const server = await socket;
   return {
     server,
     frames,
@@ -125,20 +129,13 @@ Deno.test("outbound: a reader that falls twice the bound behind is cut off", asy
 async function stalledPair(): Promise<
   { server: WsConnection; raw: Deno.TcpConn; [Symbol.asyncDispose]: () => Promise<void> }
 > {
-  let server!: WsConnection;
-  const opened = Promise.withResolvers<void>();
-  const http = HttpServer.listen({ hostname: "127.0.0.1", port: 0 }, (req) => {
-    const up = upgradeWebSocket(req);
-    server = up.socket;
-    server.onopen = () => opened.resolve();
-    return up.response;
-  });
+  const { http, socket } = _server();
   const raw = await Deno.connect({ hostname: "127.0.0.1", port: http.addr.port });
   await raw.write(new TextEncoder().encode(
     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
   ));
-  await opened.promise;
+  const server = await socket;
   return {
     server,
     raw,
