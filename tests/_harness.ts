@@ -402,10 +402,15 @@ export class NatsgateProcess {
   constructor(
     args: string[],
     env: Record<string, string> = {},
-    opts: { cwd?: string; limitMs?: number } = {},
+    opts: { cwd?: string; limitMs?: number; openFiles?: number } = {},
   ) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${_ROOT}main.ts`, ...args],
+    const argv = ["run", "-A", `${_ROOT}main.ts`, ...args];
+    // `openFiles`: run under `ulimit -n` (a child shell that then execs deno).
+    const [cmd, cmdArgs] = opts.openFiles === undefined
+      ? [Deno.execPath(), argv]
+      : ["bash", ["-c", `ulimit -n ${opts.openFiles} && exec "$0" "$@"`, Deno.execPath(), ...argv]];
+    this.child = new Deno.Command(cmd, {
+      args: cmdArgs,
       cwd: opts.cwd ?? _ROOT,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",
