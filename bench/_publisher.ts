@@ -13,6 +13,7 @@
  * @module */
 
 import { connect } from "@nats-io/transport-node";
+import { lines } from "./_proc.ts";
 
 const _enc = new TextEncoder();
 const _PAD = "x".repeat(80);
@@ -30,40 +31,34 @@ async function _main(): Promise<void> {
   const nc = await connect({ servers: Deno.args[0], name: "bench-publisher" });
   const out = (o: unknown) => Deno.stdout.writeSync(_enc.encode(JSON.stringify(o) + "\n"));
   out({ op: "ready" });
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const cmd = JSON.parse(pending.slice(0, nl));
-      pending = pending.slice(nl + 1);
-      if (cmd.op === "burst") {
-        // Payloads built before the clock starts, so the burst is only publishing.
-        const bodies = Array.from({ length: cmd.count }, (_, i) => payload(i));
-        const t0 = _now();
-        for (let i = 0; i < bodies.length; i++) nc.publish(cmd.subject, bodies[i]);
-        await nc.flush();
-        out({ op: "burst", t0, t1: _now() });
-      } else if (cmd.op === "rate") {
-        const total = Math.round(cmd.rate * cmd.ms / 1000);
-        let sent = 0;
-        let lagMs = 0;
-        const t0 = _now();
-        while (sent < total) {
-          const now = _now();
-          const due = Math.min(total, Math.floor((now - t0) / 1000 * cmd.rate) + 1);
-          // How far behind schedule this tick starts (the publisher itself too slow or starved).
-          lagMs = Math.max(lagMs, now - t0 - sent / cmd.rate * 1000);
-          while (sent < due) nc.publish(cmd.subject, payload(sent++));
-          await new Promise((r) => setTimeout(r, 1));
-        }
-        await nc.flush();
-        out({ op: "rate", t0, t1: _now(), sent, lagMs });
-      } else if (cmd.op === "close") {
-        await nc.drain();
-        out({ op: "closed" });
-        return;
+  for await (const line of lines(Deno.stdin.readable)) {
+    const cmd = JSON.parse(line);
+    if (cmd.op === "burst") {
+      // Payloads built before the clock starts, so the burst is only publishing.
+      const bodies = Array.from({ length: cmd.count }, (_, i) => payload(i));
+      const t0 = _now();
+      for (let i = 0; i < bodies.length; i++) nc.publish(cmd.subject, bodies[i]);
+      await nc.flush();
+      out({ op: "burst", t0, t1: _now() });
+    } else if (cmd.op === "rate") {
+      const total = Math.round(cmd.rate * cmd.ms / 1000);
+      let sent = 0;
+      let lagMs = 0;
+      const t0 = _now();
+      while (sent < total) {
+        const now = _now();
+        const due = Math.min(total, Math.floor((now - t0) / 1000 * cmd.rate) + 1);
+        // How far behind schedule this tick starts (the publisher itself too slow or starved).
+        lagMs = Math.max(lagMs, now - t0 - sent / cmd.rate * 1000);
+        while (sent < due) nc.publish(cmd.subject, payload(sent++));
+        await new Promise((r) => setTimeout(r, 1));
       }
+      await nc.flush();
+      out({ op: "rate", t0, t1: _now(), sent, lagMs });
+    } else if (cmd.op === "close") {
+      await nc.drain();
+      out({ op: "closed" });
+      return;
     }
   }
 }

@@ -4,9 +4,9 @@
  * @module */
 
 import { encodeClientFrame } from "../src/transport/ws_frame.ts";
+import { dialWebSocket, writeAll } from "../src/transport/raw_client.ts";
 
 const _enc = new TextEncoder();
-const _dec = new TextDecoder();
 
 /** One frame (continuations already joined). */
 export interface RawFrame {
@@ -31,34 +31,8 @@ export class RawWebSocket {
 
   /** Connects and upgrades; `url` is `ws://host:port/path?query`. */
   static async connect(url: string): Promise<RawWebSocket> {
-    const u = new URL(url);
-    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-    await _writeAll(
-      conn,
-      _enc.encode(
-        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
-          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    let head = new Uint8Array(0);
-    while (true) {
-      const chunk = new Uint8Array(4096);
-      const n = await conn.read(chunk);
-      if (n === null) throw new Error("connection closed during the upgrade");
-      const b = new Uint8Array(head.length + n);
-      b.set(head);
-      b.set(chunk.subarray(0, n), head.length);
-      head = b;
-      const end = _indexOfCrlf2(head);
-      if (end < 0) continue;
-      const status = _dec.decode(head.subarray(0, head.indexOf(13)));
-      if (!status.startsWith("HTTP/1.1 101")) {
-        conn.close();
-        throw new Error(`upgrade failed: ${status}`);
-      }
-      return new RawWebSocket(conn, head.slice(end + 4));
-    }
+    const { conn, rest } = await dialWebSocket(url);
+    return new RawWebSocket(conn, rest);
   }
 
   /** Sends a text frame (masked, as a client must). */
@@ -151,20 +125,8 @@ export class RawWebSocket {
   }
 
   async #sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
-    await _writeAll(this.#conn, encodeClientFrame(opcode, payload));
+    await writeAll(this.#conn, encodeClientFrame(opcode, payload));
   }
-}
-
-async function _writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
-function _indexOfCrlf2(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.length; i++) {
-    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
-  }
-  return -1;
 }
 
 function _concat(parts: Uint8Array[]): Uint8Array {

@@ -157,14 +157,13 @@ async function _openLoop(
       const label = `${n} client${n > 1 ? "s" : ""}`;
       if (which.burst) {
         const msgs = Math.max(20, Math.round(BURST_DELIVERIES / n));
-        const res: Record<string, Awaited<ReturnType<typeof burst>>> = {};
+        const res = await _perTarget(
+          targets,
+          n,
+          "open.burst",
+          (c) => burst(c, pub, "open.burst", msgs),
+        );
         for (const t of targets) {
-          const clients = new OpenLoopClients(t, n, "open.burst");
-          try {
-            res[t.name] = await burst(clients, pub, "open.burst", msgs);
-          } finally {
-            await clients.close();
-          }
           const r = res[t.name];
           console.error(
             `open-loop burst ${label} ${t.name}: ${r.rate.toFixed(0)} msg/s, ${
@@ -248,14 +247,13 @@ async function _openLoop(
           graceMs: OPEN_GRACE_MS,
           maxSteps: OPEN_STEPS,
         };
-        const res: Record<string, Awaited<ReturnType<typeof rateSearch>>> = {};
+        const res = await _perTarget(
+          targets,
+          n,
+          "open.rate",
+          (c) => rateSearch(c, pub, "open.rate", opts),
+        );
         for (const t of targets) {
-          const clients = new OpenLoopClients(t, n, "open.rate");
-          try {
-            res[t.name] = await rateSearch(clients, pub, "open.rate", opts);
-          } finally {
-            await clients.close();
-          }
           const r = res[t.name];
           console.error(
             `open-loop rate ${label} ${t.name}: ${r.rate} msg/s offered (${
@@ -956,4 +954,23 @@ async function _floodScenario(url: string, pings: number): Promise<{
     refused,
     codes: [...new Set(codes)],
   };
+}
+
+/** Runs `round` once per target with `n` fresh clients on `subject`, closing them after. */
+async function _perTarget<R>(
+  targets: OpenLoopTarget[],
+  n: number,
+  subject: string,
+  round: (clients: OpenLoopClients) => Promise<R>,
+): Promise<Record<string, R>> {
+  const res: Record<string, R> = {};
+  for (const t of targets) {
+    const clients = new OpenLoopClients(t, n, subject);
+    try {
+      res[t.name] = await round(clients);
+    } finally {
+      await clients.close();
+    }
+  }
+  return res;
 }

@@ -2,6 +2,7 @@
  * Each test reads as its scenario: `await using stack = await Stack.start(); const c = await stack.client("u")`.
  * @module */
 
+import { dialWebSocket } from "../src/transport/raw_client.ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm } from "@nats-io/kv";
 import { Gateway, type GatewayOptions } from "../src/gateway.ts";
@@ -377,18 +378,8 @@ export async function floodUntilClosed(
 /** A WebSocket client on a raw TCP socket that performs the upgrade and then never reads. */
 export async function stalledClient(url: string, token: string): Promise<Deno.TcpConn> {
   const u = new URL(url);
-  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  const req =
-    `GET ${u.pathname}?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${u.host}\r\n` +
-    `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
-  await conn.write(new TextEncoder().encode(req));
-  // Read just the 101 response head, then stop reading forever.
-  const buf = new Uint8Array(1024);
-  const n = await conn.read(buf);
-  const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
-  if (!head.startsWith("HTTP/1.1 101")) throw new Error(`upgrade failed: ${head.split("\r\n")[0]}`);
-  return conn;
+  u.searchParams.set("token", token);
+  return (await dialWebSocket(u.toString())).conn;
 }
 
 /** A running `natsgate` subprocess (`deno run main.ts …`) with its output collected. */

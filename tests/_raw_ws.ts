@@ -16,6 +16,7 @@ export interface RawEnd {
 }
 
 import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
+import { dialWebSocket, writeAll } from "../src/transport/raw_client.ts";
 
 const _CHUNK = 64 * 1024;
 const _enc = new TextEncoder();
@@ -74,35 +75,9 @@ export class RawWsClient {
     opts: { stalled?: boolean; rate?: number } = {},
   ): Promise<RawWsClient> {
     const u = new URL(url);
-    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-    await _writeAll(
-      conn,
-      _enc.encode(
-        `GET ${u.pathname}?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${u.host}\r\n` +
-          `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
-          `Sec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    // Read exactly the response head; whatever follows it is the first frame bytes.
-    let head = new Uint8Array(0);
-    while (true) {
-      const chunk = new Uint8Array(4096);
-      const n = await conn.read(chunk);
-      if (n === null) throw new Error("upgrade failed: connection closed");
-      const next = new Uint8Array(head.length + n);
-      next.set(head);
-      next.set(chunk.subarray(0, n), head.length);
-      head = next;
-      const end = _indexOfHeadEnd(head);
-      if (end < 0) continue;
-      const text = new TextDecoder().decode(head.subarray(0, end));
-      if (!text.startsWith("HTTP/1.1 101")) {
-        conn.close();
-        throw new Error(`upgrade failed: ${text.split("\r\n")[0]}`);
-      }
-      return new RawWsClient(conn, head.subarray(end + 4), opts.stalled ? -1 : opts.rate ?? 0);
-    }
+    u.searchParams.set("token", token);
+    const { conn, rest } = await dialWebSocket(u.toString());
+    return new RawWsClient(conn, rest, opts.stalled ? -1 : opts.rate ?? 0);
   }
 
   /** Stops reading the socket (the kernel buffers fill, then the gateway's). */
@@ -128,7 +103,7 @@ export class RawWsClient {
   /** Sends envelopes as one masked text frame. */
   async send(...envs: Array<Record<string, unknown>>): Promise<void> {
     const text = envs.map((e) => JSON.stringify(e)).join("\n");
-    await _writeAll(this.conn, encodeClientFrame(Opcode.TEXT, _enc.encode(text)));
+    await writeAll(this.conn, encodeClientFrame(Opcode.TEXT, _enc.encode(text)));
   }
 
   /** Sends an op with a fresh inbox and waits for its answer (needs the client reading). */
@@ -311,7 +286,7 @@ export class RawWsClient {
         return;
       }
       case 9:
-        _writeAll(this.conn, encodeClientFrame(Opcode.PONG, payload)).catch(() => {});
+        writeAll(this.conn, encodeClientFrame(Opcode.PONG, payload)).catch(() => {});
         return;
       default:
         return; // pong or binary: nothing to do
@@ -326,18 +301,6 @@ export function brief(e: Envelope): string {
   if (e.op === "error") parts.push(`code=${e.data?.code}`);
   if (e.op === "cap_update") parts.push(`revoked=${JSON.stringify(e.data?.revoked)}`);
   return parts.filter(Boolean).join(" ");
-}
-
-function _indexOfHeadEnd(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.length; i++) {
-    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
-  }
-  return -1;
-}
-
-async function _writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 /**
