@@ -5,9 +5,9 @@
 import { connect, type NatsConnection, wsconnect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer } from "../src/nats_server.ts";
-import { mintToken } from "../src/token.ts";
-import { userKey } from "../src/user_key.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { mintToken } from "../src/auth/mint.ts";
+import { userKey } from "../src/auth/user_key.ts";
 import type { ClientsSpec } from "./_clients.ts";
 import { ClientProc, PublisherProc } from "./_line_proc.ts";
 import { burst, OpenLoopClients, type OpenLoopTarget, rateSearch } from "./_open_loop.ts";

@@ -5,9 +5,9 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { NatsServer } from "../src/nats_server.ts";
-import { mintToken, parseDuration } from "../src/token.ts";
-import { userKey } from "../src/user_key.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { mintToken, parseDuration } from "../src/auth/mint.ts";
+import { userKey } from "../src/auth/user_key.ts";
 import type { SoakClientsReport, SoakClientsSpec } from "./_soak_clients.ts";
 import { freePort, lines, rssKb } from "./_proc.ts";
 

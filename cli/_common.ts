@@ -3,7 +3,7 @@
  * @module */
 
 import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
-import { parseDuration } from "../src/token.ts";
+import { parseDuration } from "../src/auth/mint.ts";
 
 /** An error that ends a command with a one-line message and an exit code. */
 export class CliError extends Error {

@@ -4,7 +4,7 @@
 
 import type { Command, OptionValues } from "@commander-js/extra-typings";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { natsConnectionOptions } from "../src/nats_connect.ts";
+import { natsConnectionOptions } from "../src/nats/connect.ts";
 import { CliError, envOption, listArg } from "./_common.ts";
 
 /** Default NATS URL of the admin commands. */

@@ -18,14 +18,14 @@ import {
   parseCapabilities,
   parseCapabilitiesJson,
   summarizeCapabilities,
-} from "../src/capabilities.ts";
-import { userFromKey, userKey } from "../src/user_key.ts";
+} from "../src/auth/capabilities.ts";
+import { userFromKey, userKey } from "../src/auth/user_key.ts";
 import {
   validateBucketName,
   validateKvKey,
   validateStreamName,
   validateSubject,
-} from "../src/subject.ts";
+} from "../src/protocol/subject.ts";
 import { CliError, envOption } from "./_common.ts";
 import { confirmAction, type NatsFlags, withNats, withNatsOptions } from "./_nats.ts";
 

@@ -14,9 +14,9 @@ import {
   type OrderedConsumerOptions,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import { payloadValue } from "../src/payload.ts";
-import { headersRecord } from "../src/subject_hub.ts";
-import { isLiteralSubject, validateStreamName, validateSubject } from "../src/subject.ts";
+import { payloadValue } from "../src/protocol/payload.ts";
+import { headersRecord } from "../src/protocol/headers.ts";
+import { isLiteralSubject, validateStreamName, validateSubject } from "../src/protocol/subject.ts";
 import { CliError, durationArg, positiveIntArg, stdoutIsTty } from "./_common.ts";
 import { confirmAction, type NatsFlags, withNats, withNatsOptions } from "./_nats.ts";
 

@@ -5,14 +5,14 @@
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { Gateway, type GatewayOptions } from "../src/gateway.ts";
-import { createLogger, isLogLevel, type Logger } from "../src/log.ts";
-import { NatsServer, requireNatsServer } from "../src/nats_server.ts";
-import { mintToken } from "../src/token.ts";
-import { userKey } from "../src/user_key.ts";
-import { connectNats } from "../src/nats_connect.ts";
-import { gatewayExtensions } from "../src/extensions.ts";
-import { consoleHandler } from "../src/console.ts";
+import { Gateway, type GatewayOptions } from "../src/server/gateway.ts";
+import { createLogger, isLogLevel, type Logger } from "../src/log/log.ts";
+import { NatsServer, requireNatsServer } from "../src/nats/launcher.ts";
+import { mintToken } from "../src/auth/mint.ts";
+import { userKey } from "../src/auth/user_key.ts";
+import { connectNats } from "../src/nats/connect.ts";
+import { gatewayExtensions } from "../src/streams/extensions.ts";
+import { consoleHandler } from "../src/server/static_assets.ts";
 import {
   CliError,
   durationArg,
@@ -22,7 +22,7 @@ import {
   listArg,
   positiveIntArg,
 } from "./_common.ts";
-import { parseCidr } from "../src/client_ip.ts";
+import { parseCidr } from "../src/server/client_ip.ts";
 
 /** Parses a comma separated CIDR list (usage error on a bad block). */
 function cidrListArg(value: string): string[] {

@@ -1,5 +1,5 @@
 /** `natsgate sessions`: list, tail and kick the sessions of every running gateway, through NATS.
- * Uses the control plane of src/control.ts; works with any number of gateways.
+ * Uses the control plane of src/nats/control.ts; works with any number of gateways.
  * @module */
 
 import { Command, Option } from "@commander-js/extra-typings";
@@ -14,7 +14,7 @@ import {
   SESSIONS_LIST_SUBJECT,
   type SessionsListReply,
   type SessionsListRequest,
-} from "../src/control.ts";
+} from "../src/nats/control.ts";
 import { CliError, durationArg, positiveIntArg, stdoutIsTty } from "./_common.ts";
 import { withNats, withNatsOptions } from "./_nats.ts";
 

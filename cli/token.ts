@@ -4,7 +4,7 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import { decodeJwt } from "jose";
-import { mintToken } from "../src/token.ts";
+import { mintToken } from "../src/auth/mint.ts";
 import { CliError, durationArg, envOption } from "./_common.ts";
 
 /** Reads the dev secret `serve --dev` wrote into `dir`. */

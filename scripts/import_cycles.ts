@@ -7,7 +7,13 @@
 const ROOT = new URL("..", import.meta.url);
 
 /** Entry points whose graphs together cover the project. */
-const ENTRIES = ["main.ts", "src/mod.ts", "src/client/mod.ts"];
+const ENTRIES = [
+  "main.ts",
+  "src/mod.ts",
+  ...["auth", "client", "log", "nats", "protocol", "server", "session", "streams", "transport"]
+    .map((layer) => `src/${layer}/mod.ts`),
+  "bench/main.ts",
+];
 
 interface _Info {
   modules: Array<{

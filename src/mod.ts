@@ -1,25 +1,61 @@
-/** The public surface of natsgate's library: the gateway, the capability engine and helpers.
- * The binary's entry is main.ts; this module is for embedding and for tools.
+/** natsgate as a library: run a gateway in your own process, check capabilities the way the
+ * gateway does, mint tokens and encode user keys from a backend, and launch nats-server in tests.
+ * The binary's entry is main.ts; internals (sessions, queues, the transport) stay unexported.
+ *
+ * @example
+ * ```ts
+ * import { Gateway, gatewayExtensions } from "@natsgate/natsgate";
+ * const gw = await Gateway.start({
+ *   nats: ["nats://127.0.0.1:4222"],
+ *   jwtSecret: "a secret of at least 32 bytes, for HS256 tokens",
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   ...gatewayExtensions(),
+ * });
+ * await gw.close();
+ * ```
  * @module */
 
-export * from "./auth.ts";
-export * from "./capabilities.ts";
-export * from "./capability_store.ts";
-export * from "./console.ts";
-export * from "./control.ts";
-export * from "./envelope.ts";
-export * from "./errors.ts";
-export * from "./extensions.ts";
-export * from "./gateway.ts";
-export * from "./js_consumer.ts";
-export * from "./kv_watch.ts";
-export * from "./log.ts";
-export * from "./nats_server.ts";
-export * from "./outbound.ts";
-export * from "./payload.ts";
-export * from "./rate_limit.ts";
-export * from "./session.ts";
-export * from "./subject.ts";
-export * from "./subject_hub.ts";
-export * from "./token.ts";
-export * from "./user_key.ts";
+// Running a gateway.
+export { DEFAULT_LIMITS, Gateway, type GatewayOptions } from "./server/gateway.ts";
+export { consoleHandler, type ConsoleOptions } from "./server/static_assets.ts";
+export {
+  gatewayExtensions,
+  type StreamFactories,
+  type StreamSubscriptionSettings,
+} from "./streams/extensions.ts";
+export type { SessionLimits } from "./session/types.ts";
+
+// Identity and capabilities, as the gateway decides them.
+export {
+  type Capabilities,
+  type CapabilitySet,
+  checkCommand,
+  checkKv,
+  checkPublish,
+  checkStream,
+  checkSubscribe,
+  compileCapabilities,
+  type Decision,
+  parseCapabilities,
+  parseCapabilitiesJson,
+} from "./auth/capabilities.ts";
+export { createTokenVerifier, type JwtOptions, type VerifiedToken } from "./auth/verify.ts";
+export { type MintOptions, mintToken } from "./auth/mint.ts";
+export { decodeUserId, encodeUserId, userKey, validateUserId } from "./auth/user_key.ts";
+
+// Protocol values a tool or backend may need.
+export { CloseCode, type ErrorCode, GatewayError } from "./protocol/errors.ts";
+export type {
+  KickRequest,
+  SessionEventRecord,
+  SessionInfo,
+  SessionsListReply,
+  SessionsListRequest,
+} from "./nats/control.ts";
+export { eventsFilter, SESSIONS_KICK_SUBJECT, SESSIONS_LIST_SUBJECT } from "./nats/control.ts";
+
+// NATS plumbing.
+export { connectNats, type NatsAccess } from "./nats/connect.ts";
+export { findNatsServer, NatsServer, type NatsServerOptions } from "./nats/launcher.ts";
+export { createLogger, type Logger, type LoggerOptions } from "./log/log.ts";

@@ -5,13 +5,13 @@
 import { dialWebSocket } from "../src/transport/raw_client.ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm } from "@nats-io/kv";
-import { Gateway, type GatewayOptions } from "../src/gateway.ts";
-import { gatewayExtensions } from "../src/extensions.ts";
-import { createLogger, silentLogger } from "../src/log.ts";
-import { NatsServer, type NatsServerOptions } from "../src/nats_server.ts";
-import { mintToken } from "../src/token.ts";
-import { userKey } from "../src/user_key.ts";
-import type { Capabilities } from "../src/capabilities.ts";
+import { Gateway, type GatewayOptions } from "../src/server/gateway.ts";
+import { gatewayExtensions } from "../src/streams/extensions.ts";
+import { createLogger, silentLogger } from "../src/log/log.ts";
+import { NatsServer, type NatsServerOptions } from "../src/nats/launcher.ts";
+import { mintToken } from "../src/auth/mint.ts";
+import { userKey } from "../src/auth/user_key.ts";
+import type { Capabilities } from "../src/auth/capabilities.ts";
 
 const _ROOT = new URL("..", import.meta.url).pathname;
 

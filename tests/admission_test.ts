@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { floodUntilClosed, Stack, stalledClient, type TestClient, waitFor } from "./_harness.ts";
-import { SESSIONS_KICK_SUBJECT } from "../src/control.ts";
+import { SESSIONS_KICK_SUBJECT } from "../src/nats/control.ts";
 import { encodeClientFrame, Opcode } from "../src/transport/ws_frame.ts";
 
 const CAPS = { subjects: ["x.>"], publish: ["x.>"] };

@@ -4,9 +4,14 @@
 
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { createTokenVerifier, originAllowed, readCookie, requestToken } from "../src/auth.ts";
-import { GatewayError } from "../src/errors.ts";
-import { mintToken, parseDuration } from "../src/token.ts";
+import {
+  createTokenVerifier,
+  originAllowed,
+  readCookie,
+  requestToken,
+} from "../src/auth/verify.ts";
+import { GatewayError } from "../src/protocol/errors.ts";
+import { mintToken, parseDuration } from "../src/auth/mint.ts";
 
 const SECRET = "s3cret-s3cret-s3cret-s3cret-s3cret";
 const key = new TextEncoder().encode(SECRET);

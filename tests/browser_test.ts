@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { consoleHandler } from "../src/console.ts";
+import { consoleHandler } from "../src/server/static_assets.ts";
 import { Stack } from "./_harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

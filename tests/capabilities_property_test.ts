@@ -16,7 +16,7 @@ import {
   checkSubscribe,
   compileCapabilities,
   parseCapabilities,
-} from "../src/capabilities.ts";
+} from "../src/auth/capabilities.ts";
 import {
   isLiteralSubject,
   validateBucketName,
@@ -24,7 +24,7 @@ import {
   validateQueueName,
   validateStreamName,
   validateSubject,
-} from "../src/subject.ts";
+} from "../src/protocol/subject.ts";
 import { Stack } from "./_harness.ts";
 
 /** One seed for every property in this file: runs are deterministic and bounded. */
@@ -32,7 +32,7 @@ const SEED = 20261127;
 
 // ---------------------------------------------------------------------------------------------
 // References, written from nats-server's sublist.go and docs/protocol.md section 5, independent
-// of src/subject.ts (regular expressions and Unicode properties instead of hand-rolled scanners).
+// of src/protocol/subject.ts (regular expressions and Unicode properties instead of hand-rolled scanners).
 // ---------------------------------------------------------------------------------------------
 
 const _enc = new TextEncoder();

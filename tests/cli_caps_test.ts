@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm } from "@nats-io/kv";
-import { NatsServer } from "../src/nats_server.ts";
-import { userKey } from "../src/user_key.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { userKey } from "../src/auth/user_key.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

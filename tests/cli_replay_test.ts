@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { NatsServer } from "../src/nats_server.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
 import { NatsgateProcess, waitFor } from "./_harness.ts";
 
 /** `natsgate` as a subprocess, with its `--json` output parsed. */

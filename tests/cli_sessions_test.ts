@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { NatsgateProcess, Stack, TestClient, waitFor } from "./_harness.ts";
-import type { SessionEventRecord, SessionInfo } from "../src/control.ts";
+import type { SessionEventRecord, SessionInfo } from "../src/nats/control.ts";
 
 /** `natsgate` as a subprocess, waiting for `sessions tail` to be ready. */
 class Proc extends NatsgateProcess {

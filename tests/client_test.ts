@@ -15,7 +15,7 @@ import {
   NatsgateError,
   tokenRefreshDelay,
 } from "../src/client/mod.ts";
-import { consoleHandler } from "../src/console.ts";
+import { consoleHandler } from "../src/server/static_assets.ts";
 import { Stack, waitFor } from "./_harness.ts";
 
 /** Fast reconnects for tests (the defaults are 250 ms .. 10 s). */

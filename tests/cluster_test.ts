@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { Gateway } from "../src/gateway.ts";
-import { gatewayExtensions } from "../src/extensions.ts";
-import { createLogger, silentLogger } from "../src/log.ts";
-import { NatsServer } from "../src/nats_server.ts";
-import { userKey } from "../src/user_key.ts";
+import { Gateway } from "../src/server/gateway.ts";
+import { gatewayExtensions } from "../src/streams/extensions.ts";
+import { createLogger, silentLogger } from "../src/log/log.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { userKey } from "../src/auth/user_key.ts";
 import { NatsgateProcess, retry, TEST_SECRET, TestClient, waitFor } from "./_harness.ts";
-import { mintToken } from "../src/token.ts";
+import { mintToken } from "../src/auth/mint.ts";
 
 /**
  * A JetStream publish that is stored exactly once: retried until acknowledged, with a message id

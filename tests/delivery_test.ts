@@ -10,8 +10,8 @@ import fc from "fast-check";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { SESSIONS_KICK_SUBJECT } from "../src/control.ts";
-import type { SessionLimits } from "../src/session.ts";
+import { SESSIONS_KICK_SUBJECT } from "../src/nats/control.ts";
+import type { SessionLimits } from "../src/session/types.ts";
 import { type Envelope, Stack, type TestClient, waitFor } from "./_harness.ts";
 import { assertExactSeq, assertGaplessPrefix, brief, type RawEnd, RawWsClient } from "./_raw_ws.ts";
 

@@ -3,7 +3,7 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { NatsServer } from "../src/nats_server.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
 import { NatsgateProcess, TEST_SECRET } from "./_harness.ts";
 
 Deno.test("emfile: serve survives running out of descriptors and answers again after", async () => {

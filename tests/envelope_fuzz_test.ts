@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { isFailure, parseFrame, validateEnvelope } from "../src/envelope.ts";
-import { errorEnvelope } from "../src/errors.ts";
-import { createLogger } from "../src/log.ts";
+import { isFailure, parseFrame, validateEnvelope } from "../src/protocol/envelope.ts";
+import { errorEnvelope } from "../src/protocol/errors.ts";
+import { createLogger } from "../src/log/log.ts";
 import { type Envelope, Stack, TestClient, waitFor } from "./_harness.ts";
 
 const SEED = 20261127;

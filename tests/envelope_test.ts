@@ -13,9 +13,9 @@ import {
   parseFrameLimited,
   RATE_LIMITED,
   validateHeaders,
-} from "../src/envelope.ts";
-import { errorEnvelope, GatewayError } from "../src/errors.ts";
-import { type RateVerdict, TokenBucket } from "../src/rate_limit.ts";
+} from "../src/protocol/envelope.ts";
+import { errorEnvelope, GatewayError } from "../src/protocol/errors.ts";
+import { type RateVerdict, TokenBucket } from "../src/session/rate_limit.ts";
 
 Deno.test("parseFrame: each line yields an envelope or an error code", () => {
   const cases: Array<[string, string, Array<string>]> = [

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { userKey } from "../src/user_key.ts";
+import { userKey } from "../src/auth/user_key.ts";
 import { type Envelope, retry, Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { gatewayExtensions } from "../src/extensions.ts";
+import { gatewayExtensions } from "../src/streams/extensions.ts";
 import { Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const CAPS = { streams: { CHAT: ["chat.room.123"], AUDIT: [">"] } };

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { type NatsConnection, nkeys } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer } from "../src/nats_server.ts";
-import { connectNats, type NatsAccess } from "../src/nats_connect.ts";
-import { mintToken } from "../src/token.ts";
-import { userKey } from "../src/user_key.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { connectNats, type NatsAccess } from "../src/nats/connect.ts";
+import { mintToken } from "../src/auth/mint.ts";
+import { userKey } from "../src/auth/user_key.ts";
 import { NatsgateProcess, TestClient, waitFor } from "./_harness.ts";
 
 const SECRET = "nats-auth-secret-0123456789abcdef0123456789";

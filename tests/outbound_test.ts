@@ -3,8 +3,8 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { type FrameSink, OutboundQueue } from "../src/outbound.ts";
-import type { CutReason } from "../src/backpressure.ts";
+import { type FrameSink, OutboundQueue } from "../src/session/outbound.ts";
+import type { CutReason } from "../src/session/backpressure.ts";
 import { HttpServer, upgradeWebSocket, type WsConnection } from "../src/transport/mod.ts";
 import { waitFor } from "./_harness.ts";
 

@@ -3,8 +3,8 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { encodePayload, renderPayload } from "../src/payload.ts";
-import { GatewayError } from "../src/errors.ts";
+import { encodePayload, renderPayload } from "../src/protocol/payload.ts";
+import { GatewayError } from "../src/protocol/errors.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

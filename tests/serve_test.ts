@@ -3,9 +3,9 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { NatsServer } from "../src/nats_server.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
 import { NatsgateProcess as Proc, TestClient } from "./_harness.ts";
-import { mintToken } from "../src/token.ts";
+import { mintToken } from "../src/auth/mint.ts";
 
 async function run(args: string[], env: Record<string, string> = {}) {
   const p = new Proc(args, env);

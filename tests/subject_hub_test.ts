@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
-import { NatsServer } from "../src/nats_server.ts";
-import { type CoreListener, SubjectHub } from "../src/subject_hub.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { type CoreListener, SubjectHub } from "../src/session/subject_hub.ts";
 import { waitFor } from "./_harness.ts";
 
 /** A listener recording the `n` of each message; `onDeliver` runs inside the dispatch. */

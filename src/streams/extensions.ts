@@ -2,7 +2,7 @@
  * Kept apart from gateway.ts so the core stays independent of JetStream specifics.
  * @module */
 
-import type { GatewayOptions } from "./gateway.ts";
+import type { GatewayRuntime, SubscriptionFactory } from "../session/types.ts";
 import { kvSubscriptionFactory } from "./kv_watch.ts";
 import { jsSubscriptionFactory } from "./js_consumer.ts";
 
@@ -16,10 +16,18 @@ export interface StreamSubscriptionSettings {
   maxDurablesPerUser?: number;
 }
 
+/** The gateway options that plug stream subscriptions in (`GatewayOptions` accepts them). */
+export interface StreamFactories {
+  /** Makes the `kv_sub` factory for a gateway. */
+  kvSubscribe: (rt: GatewayRuntime) => SubscriptionFactory;
+  /** Makes the `js_sub` factory for a gateway. */
+  jsSubscribe: (rt: GatewayRuntime) => SubscriptionFactory;
+}
+
 /** Returns the gateway options that enable `kv_sub` and `js_sub`. */
 export function gatewayExtensions(
   settings: StreamSubscriptionSettings = {},
-): Pick<GatewayOptions, "kvSubscribe" | "jsSubscribe"> {
+): StreamFactories {
   return {
     kvSubscribe: (rt) => kvSubscriptionFactory(rt),
     jsSubscribe: (rt) =>

@@ -3,9 +3,9 @@
  * node holding their consumer ({@link OrderedFeed}); durables are per user.
  * @module */
 
-import { PULL_HIGH_WATER } from "./outbound.ts";
-import { OrderedFeed, PULL_EXPIRES_MS, streamGone } from "./ordered_feed.ts";
-import { headersJson } from "./subject_hub.ts";
+import { PULL_HIGH_WATER } from "../session/outbound.ts";
+import { OrderedFeed, PULL_EXPIRES_MS, streamGone } from "../nats/ordered_feed.ts";
+import { headersJson } from "../protocol/headers.ts";
 import {
   AckPolicy,
   type Consumer,
@@ -20,13 +20,22 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
-import { type CapabilitySet, checkStream } from "./capabilities.ts";
-import { isCount, isObject } from "./envelope.ts";
-import { GatewayError, toGatewayError } from "./errors.ts";
-import type { GatewayRuntime } from "./gateway.ts";
-import { renderPayload } from "./payload.ts";
-import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
-import { deliverableTo, tokenizePattern, validateStreamName, validateSubject } from "./subject.ts";
+import { type CapabilitySet, checkStream } from "../auth/capabilities.ts";
+import { isCount, isObject } from "../protocol/envelope.ts";
+import { GatewayError, toGatewayError } from "../protocol/errors.ts";
+import { renderPayload } from "../protocol/payload.ts";
+import type {
+  GatewayRuntime,
+  SessionSubscription,
+  SubscriptionFactory,
+  SubscriptionRequest,
+} from "../session/types.ts";
+import {
+  deliverableTo,
+  tokenizePattern,
+  validateStreamName,
+  validateSubject,
+} from "../protocol/subject.ts";
 
 /** Settings of {@link jsSubscriptionFactory}. */
 export interface JsSettings {

@@ -11,7 +11,7 @@ import {
   validateKvKey,
   validateStreamName,
   validateSubject,
-} from "./subject.ts";
+} from "../protocol/subject.ts";
 
 /** A user's capabilities as stored in KV (every field optional). */
 export interface Capabilities {

@@ -13,8 +13,8 @@ interface _Asset {
   headers: Record<string, string>;
 }
 
-const _CLIENT_URL = new URL("./client/client.js", import.meta.url);
-const _PAGE_URL = new URL("./console/index.html", import.meta.url);
+const _CLIENT_URL = new URL("../client/client.js", import.meta.url);
+const _PAGE_URL = new URL("../console/index.html", import.meta.url);
 
 /**
  * Returns a `GatewayOptions.httpHandler` serving `GET /client.js` (the SDK, one ES module) and,

@@ -3,7 +3,7 @@
  * @module */
 
 import client from "prom-client";
-import { CUT_REASONS, type CutReason } from "./backpressure.ts";
+import { CUT_REASONS, type CutReason } from "../session/backpressure.ts";
 import type { IpRefusal } from "./ip_gate.ts";
 
 const _REFUSALS: readonly IpRefusal[] = ["conns_per_ip", "upgrade_rate", "penalty"];

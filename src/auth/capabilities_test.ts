@@ -17,7 +17,7 @@ import {
   parseCapabilities,
   parseCapabilitiesJson,
   summarizeCapabilities,
-} from "../src/capabilities.ts";
+} from "./capabilities.ts";
 
 const DOC = {
   subjects: ["chat.room.*", "articles.>"],

@@ -11,8 +11,8 @@ import {
   userKey,
   USERS_PREFIX,
   validateUserId,
-} from "../src/user_key.ts";
-import { isLiteralSubject, validateKvKey } from "../src/subject.ts";
+} from "./user_key.ts";
+import { isLiteralSubject, validateKvKey } from "../protocol/subject.ts";
 
 Deno.test("encodeUserId: examples and round trips", () => {
   const cases: Array<[string, string]> = [

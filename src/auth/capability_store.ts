@@ -14,9 +14,9 @@ import {
   EMPTY_CAPABILITIES,
   parseCapabilitiesJson,
 } from "./capabilities.ts";
-import { OrderedFeed } from "./ordered_feed.ts";
-import { readableHeaders } from "./subject_hub.ts";
-import type { Logger } from "./log.ts";
+import { OrderedFeed } from "../nats/ordered_feed.ts";
+import { readableHeaders } from "../protocol/headers.ts";
+import type { Logger } from "../log/log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
 
 /** A user's effective capabilities at a KV revision. */

@@ -11,16 +11,20 @@ import {
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { type CapabilitySet, checkKv } from "./capabilities.ts";
-import { isObject } from "./envelope.ts";
-import { GatewayError, toGatewayError } from "./errors.ts";
-import type { GatewayRuntime } from "./gateway.ts";
-import { OrderedFeed } from "./ordered_feed.ts";
-import { readableHeaders } from "./subject_hub.ts";
-import { PULL_HIGH_WATER } from "./outbound.ts";
-import { renderPayload } from "./payload.ts";
-import type { SessionSubscription, SubscriptionFactory, SubscriptionRequest } from "./session.ts";
-import { validateBucketName, validateKvKey } from "./subject.ts";
+import { type CapabilitySet, checkKv } from "../auth/capabilities.ts";
+import { isObject } from "../protocol/envelope.ts";
+import { GatewayError, toGatewayError } from "../protocol/errors.ts";
+import { OrderedFeed } from "../nats/ordered_feed.ts";
+import { readableHeaders } from "../protocol/headers.ts";
+import { PULL_HIGH_WATER } from "../session/outbound.ts";
+import { renderPayload } from "../protocol/payload.ts";
+import type {
+  GatewayRuntime,
+  SessionSubscription,
+  SubscriptionFactory,
+  SubscriptionRequest,
+} from "../session/types.ts";
+import { validateBucketName, validateKvKey } from "../protocol/subject.ts";
 
 /** A validated `kv_sub` request. */
 export interface KvSubRequest {

@@ -16,8 +16,8 @@ import {
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { GatewayError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { GatewayError } from "../protocol/errors.ts";
+import type { Logger } from "../log/log.ts";
 
 /** Pull expiry; the server sends idle heartbeats at half of it while a pull waits. */
 export const PULL_EXPIRES_MS = 5000;

@@ -6,7 +6,6 @@
  * @module */
 
 import { type ErrorContext, type ErrorInfo, errorInfo, GatewayError } from "./errors.ts";
-import type { RateVerdict } from "./rate_limit.ts";
 import { validateHeaderName, validateHeaderValue } from "./subject.ts";
 
 /** The ops a client may send. */
@@ -174,6 +173,9 @@ export function parseLine(line: string): ClientEnvelope | EnvelopeFailure {
   }
   return validateEnvelope(raw);
 }
+
+/** What an op budget answers for one op: take it, refuse it, or refuse it as sustained abuse. */
+export type RateVerdict = "ok" | "limited" | "sustained";
 
 /** What {@link parseFrameLimited} may spend on one frame. */
 export interface FrameBudget {

@@ -9,7 +9,7 @@ import {
   jwtVerify,
   type JWTVerifyGetKey,
 } from "jose";
-import { GatewayError } from "./errors.ts";
+import { GatewayError } from "../protocol/errors.ts";
 import { validateUserId } from "./user_key.ts";
 
 /** Options of {@link createTokenVerifier}; at least one key source is required. */

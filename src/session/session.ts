@@ -3,15 +3,15 @@
  * @module */
 
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import type { VerifiedToken } from "./auth.ts";
+import type { VerifiedToken } from "../auth/verify.ts";
 import {
   type Capabilities,
   type CapabilitySet,
   checkCommand,
   checkPublish,
   checkSubscribe,
-} from "./capabilities.ts";
-import type { CapabilityStore, UserCapabilities } from "./capability_store.ts";
+} from "../auth/capabilities.ts";
+import type { CapabilityStore, UserCapabilities } from "../auth/capability_store.ts";
 import {
   type ClientEnvelope,
   type HeaderMap,
@@ -19,7 +19,7 @@ import {
   isObject,
   parseFrameLimited,
   RATE_LIMITED,
-} from "./envelope.ts";
+} from "../protocol/envelope.ts";
 import {
   CloseCode,
   type ErrorContext,
@@ -28,99 +28,25 @@ import {
   errorInfo,
   GatewayError,
   toGatewayError,
-} from "./errors.ts";
-import type { Logger } from "./log.ts";
+} from "../protocol/errors.ts";
+import type { Logger } from "../log/log.ts";
+import type {
+  SessionEvent,
+  SessionLimits,
+  SessionMeta,
+  SessionSocket,
+  SessionSubscription,
+  SubscriptionFactory,
+  SubscriptionRequest,
+} from "./types.ts";
 import { OutboundQueue, type PendingBudget } from "./outbound.ts";
 import type { CutReason } from "./backpressure.ts";
-import { renderPayload } from "./payload.ts";
+import { renderPayload } from "../protocol/payload.ts";
 import { TokenBucket } from "./rate_limit.ts";
 import type { CoreListener, SubjectHub } from "./subject_hub.ts";
-import { isLiteralSubject, validateQueueName, validateSubject } from "./subject.ts";
-import { encodePayload } from "./payload.ts";
-import { headersJson } from "./subject_hub.ts";
-
-/** Limits a session enforces (PROTOCOL.md section 6). */
-export interface SessionLimits {
-  /** Largest inbound frame in bytes (larger: close 1009). */
-  maxFrameBytes: number;
-  /** Subscriptions per connection. */
-  maxSubs: number;
-  /** Inbound ops per second. */
-  rate: number;
-  /** Inbound op burst. */
-  burst: number;
-  /** Most envelopes read from one inbound frame; the rest are refused unread. */
-  maxLinesPerFrame: number;
-  /** Pending `cmd`s per connection. */
-  maxPendingCmds: number;
-  /** Pending outbound bytes a connection may hold (gateway queue plus socket). */
-  maxPendingBytes: number;
-  /** How long pending bytes may stay above `maxPendingBytes`. */
-  backpressureTimeoutMs: number;
-  /** How long a connection with pending bytes may drain nothing before it is cut. */
-  writeDeadlineMs: number;
-  /** Upper bound of a `cmd` timeout. */
-  maxCmdTimeoutMs: number;
-  /** Time allowed for the first `auth` frame when the upgrade carried no token. */
-  authTimeoutMs: number;
-}
-
-/** A live subscription of a session, of any kind. */
-export interface SessionSubscription {
-  /** Server-assigned id. */
-  readonly sid: string;
-  /** `core`, `kv` or `js`. */
-  readonly kind: "core" | "kv" | "js";
-  /** Subject, bucket or stream. */
-  readonly target: string;
-  /** Whether the subscription is still allowed under new capabilities. */
-  allowed(caps: CapabilitySet): boolean;
-  /** Acknowledges a JetStream message (ack subscriptions only). */
-  ack?(seq: number): void;
-  /** Begins delivery; called after the client got the subscription's `reply`. */
-  start?(): void;
-  /** Releases everything the subscription holds. Idempotent. */
-  close(): void;
-}
-
-/** What a KV or JetStream subscription factory gets from the session. */
-export interface SubscriptionRequest {
-  /** The op's envelope. */
-  env: ClientEnvelope;
-  /** The new subscription's id. */
-  sid: string;
-  /** The user's current capabilities. */
-  caps: CapabilitySet;
-  /** The user id. */
-  user: string;
-  /** Queues an envelope for the client; false when the session is closing or overflowing. */
-  send(envelope: string): boolean;
-  /** Outbound bytes pending for this client (for flow control). */
-  pendingBytes(): number;
-  /** Resolves once the client's pending bytes are at most `below`, or the session ends. */
-  drained(below: number): Promise<void>;
-  /** Ends the subscription from the server side with an error frame for the client. */
-  fail(err: GatewayError): void;
-}
-
-/**
- * Creates KV (`kv_sub`) or JetStream (`js_sub`) subscriptions; rejects with a GatewayError on
- * refusal. The subscription must not deliver before its `start()` is called.
- */
-export type SubscriptionFactory = (req: SubscriptionRequest) => Promise<SessionSubscription>;
-
-/** Session lifecycle events, for logs and the admin `sessions tail`. */
-export type SessionEvent =
-  | "connect"
-  | "disconnect"
-  | "auth_refresh"
-  | "sub"
-  | "unsub"
-  | "denied"
-  | "cap_update"
-  | "revoke"
-  | "backpressure"
-  | "limit";
+import { isLiteralSubject, validateQueueName, validateSubject } from "../protocol/subject.ts";
+import { encodePayload } from "../protocol/payload.ts";
+import { headersJson } from "../protocol/headers.ts";
 
 /** What the gateway gives each session. */
 export interface SessionContext {
@@ -156,37 +82,6 @@ export interface SessionContext {
   onCut?(reason: CutReason): void;
   /** Called when the session is closed for sustained abuse (rate limit): admission penalty. */
   onAbuse?(session: Session): void;
-}
-
-/** Connection facts recorded for `sessions list`. */
-export interface SessionMeta {
-  /** Remote address `ip:port` (the address alone when a trusted proxy named it). */
-  remote: string;
-  /** The client address admission counts by (the peer, or what a trusted proxy said). */
-  ip: string;
-  /** The client's User-Agent, if any. */
-  userAgent?: string;
-}
-
-/** The part of a server-side WebSocket a session uses (see `src/transport/`). */
-export interface SessionSocket {
-  /** Sends a text frame. */
-  send(data: string): void;
-  /**
-   * Closes: what is queued is still written, then the close frame; the socket is torn down
-   * within the transport's close timeout whatever the peer does.
-   */
-  close(code?: number, reason?: string): void;
-  /** Closes at once for a slow reader: queued data is dropped, `last` and the close frame go. */
-  cut(code: number, reason: string, last?: string): void;
-  /** Bytes accepted by `send` and not yet accepted by the kernel. */
-  readonly pendingBytes: number;
-  /** `performance.now()` of the last write the kernel accepted bytes of. */
-  readonly lastProgressAt: number;
-  /** Largest inbound message the socket accepts (smaller before authentication). */
-  maxMessageBytes: number;
-  /** Set by the outbound queue: called when the kernel accepted queued bytes. */
-  onprogress?: (() => void) | null;
 }
 
 /** Largest inbound message before authentication: an `auth` frame with a token of 8 KiB fits. */

@@ -3,7 +3,9 @@
  * @module */
 
 /** Verdict of {@link TokenBucket.take}. */
-export type RateVerdict = "ok" | "limited" | "sustained";
+import type { RateVerdict } from "../protocol/envelope.ts";
+
+export type { RateVerdict };
 
 /**
  * Token bucket: `rate` tokens per second, at most `burst` stored. An op that finds no token is

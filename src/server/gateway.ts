@@ -4,9 +4,14 @@
 
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { createTokenVerifier, originAllowed, requestToken, type VerifiedToken } from "./auth.ts";
-import { CapabilityStore } from "./capability_store.ts";
-import { CloseCode, GatewayError } from "./errors.ts";
+import {
+  createTokenVerifier,
+  originAllowed,
+  requestToken,
+  type VerifiedToken,
+} from "../auth/verify.ts";
+import { CapabilityStore } from "../auth/capability_store.ts";
+import { CloseCode, GatewayError } from "../protocol/errors.ts";
 import {
   CONTROL_PREFIX,
   eventSubject,
@@ -16,19 +21,19 @@ import {
   SESSIONS_KICK_SUBJECT,
   SESSIONS_LIST_SUBJECT,
   type SessionsListRequest,
-} from "./control.ts";
-import { createLogger, type Logger } from "./log.ts";
+} from "../nats/control.ts";
+import { createLogger, type Logger } from "../log/log.ts";
 import { GatewayMetrics } from "./metrics.ts";
-import {
-  Session,
-  type SessionContext,
-  type SessionEvent,
-  type SessionLimits,
-  type SubscriptionFactory,
-} from "./session.ts";
-import { SubjectHub } from "./subject_hub.ts";
-import { validateBucketName } from "./subject.ts";
-import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "./transport/mod.ts";
+import { Session, type SessionContext } from "../session/session.ts";
+import type {
+  GatewayRuntime,
+  SessionEvent,
+  SessionLimits,
+  SubscriptionFactory,
+} from "../session/types.ts";
+import { SubjectHub } from "../session/subject_hub.ts";
+import { validateBucketName } from "../protocol/subject.ts";
+import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "../transport/mod.ts";
 import {
   addressKey,
   type Cidr,
@@ -38,8 +43,8 @@ import {
   type ProxyHeader,
 } from "./client_ip.ts";
 import { IpGate, type IpRefusal } from "./ip_gate.ts";
-import { overBudget } from "./backpressure.ts";
-import type { PendingBudget } from "./outbound.ts";
+import { overBudget } from "../session/backpressure.ts";
+import type { PendingBudget } from "../session/outbound.ts";
 
 /** Everything a gateway can be configured with; see {@link DEFAULT_LIMITS} for limit defaults. */
 export interface GatewayOptions {
@@ -110,16 +115,6 @@ export interface GatewayOptions {
     req: Request,
     url: URL,
   ) => Response | undefined | Promise<Response | undefined>;
-}
-
-/** What subscription factories may use. */
-export interface GatewayRuntime {
-  /** The NATS connection. */
-  nc: NatsConnection;
-  /** Logger. */
-  log: Logger;
-  /** Limits in force. */
-  limits: SessionLimits;
 }
 
 /** Default limits of PROTOCOL.md section 6. */

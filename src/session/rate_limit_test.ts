@@ -3,7 +3,7 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { TokenBucket } from "../src/rate_limit.ts";
+import { TokenBucket } from "./rate_limit.ts";
 
 Deno.test("TokenBucket: burst then limited, refills at the rate", () => {
   const b = new TokenBucket(10, 5, 0);

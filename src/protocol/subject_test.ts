@@ -19,7 +19,7 @@ import {
   validateQueueName,
   validateStreamName,
   validateSubject,
-} from "../src/subject.ts";
+} from "./subject.ts";
 
 Deno.test("validateSubject: what NATS accepts, and conservative refusals", () => {
   const cases: Array<[string, boolean, boolean]> = [

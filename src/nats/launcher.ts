@@ -40,10 +40,10 @@ export async function natsServerVersion(bin: string): Promise<string | null> {
  * else `$XDG_CACHE_HOME/natsgate/bin` or `~/.cache/natsgate/bin` (compiled binary).
  */
 export function natsServerCacheDir(): string {
-  const here = new URL("../.cache/bin/", import.meta.url);
+  const here = new URL("../../.cache/bin/", import.meta.url);
   if (here.protocol === "file:" && !Deno.execPath().endsWith("/natsgate")) {
     try {
-      Deno.statSync(new URL("../deno.json", import.meta.url));
+      Deno.statSync(new URL("../../deno.json", import.meta.url));
       return here.pathname;
     } catch {
       // not a source checkout
