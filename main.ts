@@ -6,7 +6,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import denoJson from "./deno.json" with { type: "json" };
 import { CliError } from "./cli/_common.ts";
 import { serveCommand } from "./cli/serve.ts";
-import { capsCommand } from "./cli/caps.ts";
+import { capsCommand } from "./cli/caps/mod.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { sessionsCommand } from "./cli/sessions.ts";
 import { replayCommand } from "./cli/replay.ts";

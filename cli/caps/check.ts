@@ -1,0 +1,139 @@
+/** `natsgate caps check USER OP TARGET`: whether a user may do an operation, with the deciding
+ * rule, decided by the same engine and options as the gateway.
+ * @module */
+
+import {
+  checkCommand as checkCmd,
+  checkKv,
+  checkPublish,
+  checkStream,
+  checkSubscribe,
+  compileCapabilities,
+  type Decision,
+} from "../../src/auth/capabilities.ts";
+import {
+  validateBucketName,
+  validateKvKey,
+  validateStreamName,
+  validateSubject,
+} from "../../src/protocol/subject.ts";
+import { CliError } from "../_common.ts";
+import { withNats } from "../_nats.ts";
+import { capsSubcommand } from "./_command.ts";
+import { parseStored } from "./_doc.ts";
+import { openKv, read } from "./_kv.ts";
+
+/** Exit code of `caps check` when the operation is denied. */
+export const CHECK_DENIED_EXIT = 3;
+
+/** Operations `caps check` understands, as in the protocol. */
+export const CHECK_OPS = ["sub", "pub", "cmd", "kv_sub", "js_sub"] as const;
+
+/** Builds `caps check`. */
+export function checkCommand() {
+  return capsSubcommand("check")
+    .description(
+      `explain whether USER may do OP on TARGET, with the deciding rule ` +
+        `(exit 0 allow, ${CHECK_DENIED_EXIT} deny)`,
+    )
+    .argument("<user>", "user id")
+    .argument("<op>", `one of ${CHECK_OPS.join(", ")}`)
+    .argument("<target>", "subject (sub, pub, cmd), bucket (kv_sub) or stream (js_sub)")
+    .option("--pattern <key>", "kv_sub key pattern (default >)")
+    .option("--filter <subject>", "js_sub filter subject (default >)")
+    .option("--json", "print the verdict as JSON")
+    .action(async (user, op, target, o) => {
+      if (!(CHECK_OPS as readonly string[]).includes(op)) {
+        throw new CliError(`unknown op ${JSON.stringify(op)}: use ${CHECK_OPS.join(", ")}`, 2);
+      }
+      if (o.pattern !== undefined && op !== "kv_sub") {
+        throw new CliError("--pattern only applies to kv_sub", 2);
+      }
+      if (o.filter !== undefined && op !== "js_sub") {
+        throw new CliError("--filter only applies to js_sub", 2);
+      }
+      const invalid = validateTarget(op, target, o.pattern, o.filter);
+      if (invalid) throw new CliError(invalid, 2);
+      const decision = await withNats(o, async (nc): Promise<Decision> => {
+        const kv = await openKv(nc, o.authBucket, false);
+        const cur = kv ? await read(kv, user) : { revision: 0, text: null };
+        if (cur.text === null) {
+          return { allowed: false, reason: `no capabilities for ${user} (fail closed)` };
+        }
+        const { doc, errors } = parseStored(cur.text);
+        if (!doc) {
+          return {
+            allowed: false,
+            reason: `stored document is invalid, so it grants nothing: ${errors.join("; ")}`,
+          };
+        }
+        // The same engine and options as the gateway: the auth bucket is reserved.
+        const set = compileCapabilities(doc, { reservedBuckets: [o.authBucket] });
+        switch (op) {
+          case "sub":
+            return checkSubscribe(set, target);
+          case "pub":
+            return checkPublish(set, target);
+          case "cmd":
+            return checkCmd(set, target);
+          case "kv_sub":
+            return checkKv(set, target, o.pattern ?? ">");
+          default:
+            return checkStream(set, target, o.filter ?? ">");
+        }
+      });
+      const what = `${op} ${target}${
+        op === "kv_sub" ? ` ${o.pattern ?? ">"}` : op === "js_sub" ? ` ${o.filter ?? ">"}` : ""
+      }`;
+      if (o.json) {
+        console.log(JSON.stringify({
+          user,
+          op,
+          target,
+          ...(op === "kv_sub" ? { pattern: o.pattern ?? ">" } : {}),
+          ...(op === "js_sub" ? { filter: o.filter ?? ">" } : {}),
+          allowed: decision.allowed,
+          ...(decision.allowed ? { rule: decision.rule } : { reason: decision.reason }),
+        }));
+      } else if (decision.allowed) {
+        console.log(`allow: ${user} may ${what}: granted by ${decision.rule}`);
+      } else {
+        console.log(`deny: ${user} may not ${what}: ${decision.reason}`);
+      }
+      if (!decision.allowed) {
+        throw new CliError(`denied: ${user} may not ${what}`, CHECK_DENIED_EXIT);
+      }
+    });
+}
+
+/** Why `target` (and `pattern`/`filter`) is invalid for `op`, or null when it is valid. */
+export function validateTarget(
+  op: string,
+  target: string,
+  pattern?: string,
+  filter?: string,
+): string | null {
+  switch (op) {
+    case "sub": {
+      const err = validateSubject(target);
+      return err ? `invalid subject ${JSON.stringify(target)}: ${err}` : null;
+    }
+    case "pub":
+    case "cmd": {
+      const err = validateSubject(target, { wildcards: false });
+      return err ? `invalid subject ${JSON.stringify(target)}: ${err}` : null;
+    }
+    case "kv_sub": {
+      const err = validateBucketName(target);
+      if (err) return `invalid bucket ${JSON.stringify(target)}: ${err}`;
+      const kErr = pattern === undefined ? null : validateKvKey(pattern);
+      return kErr ? `invalid key pattern ${JSON.stringify(pattern)}: ${kErr}` : null;
+    }
+    default: {
+      const err = validateStreamName(target);
+      if (err) return `invalid stream ${JSON.stringify(target)}: ${err}`;
+      const fErr = filter === undefined ? null : validateSubject(filter);
+      return fErr ? `invalid filter ${JSON.stringify(filter)}: ${fErr}` : null;
+    }
+  }
+}
