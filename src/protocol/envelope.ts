@@ -8,19 +8,12 @@
 import { type ErrorContext, type ErrorInfo, errorInfo, GatewayError } from "./errors.ts";
 import { validateHeaderName, validateHeaderValue } from "./subject.ts";
 
-/** The ops a client may send. */
-export type ClientOp =
-  | "auth"
-  | "sub"
-  | "unsub"
-  | "kv_sub"
-  | "js_sub"
-  | "ack"
-  | "cmd"
-  | "pub"
-  | "ping";
-
-const _OPS: ReadonlySet<string> = new Set([
+/**
+ * The ops a client may send, in one list: the {@link ClientOp} type, the parser's check and the
+ * session's op table (src/session/ops.ts, a `Record<ClientOp, …>` the compiler keeps complete)
+ * all follow from it. Adding an op is this line plus its handler.
+ */
+export const CLIENT_OPS = [
   "auth",
   "sub",
   "unsub",
@@ -30,7 +23,17 @@ const _OPS: ReadonlySet<string> = new Set([
   "cmd",
   "pub",
   "ping",
-]);
+] as const;
+
+/** The ops a client may send. */
+export type ClientOp = typeof CLIENT_OPS[number];
+
+const _OPS: ReadonlySet<string> = new Set(CLIENT_OPS);
+
+/** Whether `op` names an op a client may send. */
+export function isClientOp(op: string): op is ClientOp {
+  return _OPS.has(op);
+}
 
 /** Headers as sent by clients: name → value or values. */
 export type HeaderMap = Record<string, string | string[]>;

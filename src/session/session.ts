@@ -1,22 +1,15 @@
-/** One client connection: authentication, op dispatch, limits, subscriptions and live capabilities.
+/** One client connection: the session state machine (authentication, expiry, close), inbound
+ * frames through the op table (ops.ts), and live capabilities (re-evaluated on every change).
  * Every resource a session takes (subscriptions, timers, pending requests) is released by close().
  * @module */
 
-import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { VerifiedToken } from "../auth/verify.ts";
-import {
-  type Capabilities,
-  type CapabilitySet,
-  checkCommand,
-  checkPublish,
-  checkSubscribe,
-} from "../auth/capabilities.ts";
+import type { Capabilities } from "../auth/capabilities.ts";
 import type { CapabilityStore, UserCapabilities } from "../auth/capability_store.ts";
 import {
   type ClientEnvelope,
-  type HeaderMap,
   isFailure,
-  isObject,
   parseFrameLimited,
   RATE_LIMITED,
 } from "../protocol/envelope.ts";
@@ -35,18 +28,15 @@ import type {
   SessionLimits,
   SessionMeta,
   SessionSocket,
-  SessionSubscription,
   SubscriptionFactory,
-  SubscriptionRequest,
 } from "./types.ts";
 import { OutboundQueue, type PendingBudget } from "./outbound.ts";
 import type { CutReason } from "./backpressure.ts";
-import { renderPayload } from "../protocol/payload.ts";
 import { TokenBucket } from "./rate_limit.ts";
-import type { CoreListener, SubjectHub } from "./subject_hub.ts";
-import { isLiteralSubject, validateQueueName, validateSubject } from "../protocol/subject.ts";
-import { encodePayload } from "../protocol/payload.ts";
-import { headersJson } from "../protocol/headers.ts";
+import type { SubjectHub } from "./subject_hub.ts";
+import type { OpScope, SessionState } from "./op_scope.ts";
+import { OP_HANDLERS } from "./ops.ts";
+import { SessionSubscriptions } from "./subscriptions.ts";
 
 /** What the gateway gives each session. */
 export interface SessionContext {
@@ -87,54 +77,12 @@ export interface SessionContext {
 /** Largest inbound message before authentication: an `auth` frame with a token of 8 KiB fits. */
 export const UNAUTHENTICATED_MAX_MESSAGE_BYTES = 16 * 1024;
 
-type _State = "unauthenticated" | "authenticating" | "open" | "closed";
-
-/** Why a subscription ended before its op was answered. */
-type _Vanished = "revoked" | "unsubscribed" | "failed";
-
 const _MAX_TIMER = 2 ** 31 - 1;
 // Inbound refusals that can repeat on every frame: shared values, no Error (and no stack) each.
 /** Error frames of shared failure values without context, rendered once. */
 const _BARE = new WeakMap<ErrorInfo, string>();
 const _BINARY_FRAME = errorInfo("bad_request", "binary frames are not supported");
 let _sessionCounter = 0;
-
-class _CoreSubscription implements SessionSubscription, CoreListener {
-  readonly kind = "core";
-  readonly sid: string;
-  readonly target: string;
-  readonly queue: string | undefined;
-  active = false;
-  #suffix: string;
-  #session: Session;
-  #closed = false;
-
-  constructor(session: Session, sid: string, subject: string, queue: string | undefined) {
-    this.#session = session;
-    this.sid = sid;
-    this.target = subject;
-    this.queue = queue;
-    this.#suffix = `${sid}"}`;
-  }
-
-  deliver(prefix: string): boolean {
-    if (!this.active) return false;
-    // A queue member already over its bound takes no more: the group routes to another member.
-    if (this.queue !== undefined && this.#session.overBound) return false;
-    return this.#session.sendMsg(prefix + this.#suffix);
-  }
-
-  allowed(caps: CapabilitySet): boolean {
-    return checkSubscribe(caps, this.target).allowed;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.active = false;
-    this.#session.context.hub.remove(this.target, this.queue, this);
-  }
-}
 
 /** A client session on one WebSocket. */
 export class Session {
@@ -156,11 +104,10 @@ export class Session {
   msgsOut = 0;
 
   #ws: SessionSocket;
-  #state: _State = "unauthenticated";
+  #state: SessionState = "unauthenticated";
   #out: OutboundQueue;
   #bucket: TokenBucket;
-  #subs = new Map<string, SessionSubscription>();
-  #nextSid = 1;
+  #subs = new SessionSubscriptions();
   #caps: UserCapabilities | undefined;
   #exp: number | null = null;
   #authTimer?: ReturnType<typeof setTimeout>;
@@ -169,12 +116,7 @@ export class Session {
   #backlog: Array<ClientEnvelope> = [];
   #capListener = (caps: UserCapabilities) => this.#onCapabilities(caps);
   #holdsSlot = false;
-  /**
-   * Subscriptions whose op is not answered yet, with why they ended meanwhile (if they did):
-   * the op still gets its one answer, an error, and a revocation never names a sid the client
-   * has not been told.
-   */
-  #unconfirmed = new Map<string, _Vanished | undefined>();
+  #scope: OpScope;
 
   /** Creates a session; call {@link Session.start} once the socket is open. */
   constructor(ws: SessionSocket, context: SessionContext, meta: SessionMeta) {
@@ -194,6 +136,56 @@ export class Session {
     });
     ws.maxMessageBytes = Math.min(UNAUTHENTICATED_MAX_MESSAGE_BYTES, limits.maxFrameBytes);
     this.#bucket = new TokenBucket(limits.rate, limits.burst, performance.now());
+    this.#scope = this.#makeScope();
+  }
+
+  /** What the op handlers see of this session. */
+  #makeScope(): OpScope {
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    const ctx = this.context;
+    return {
+      id: this.id,
+      get state() {
+        return self.#state;
+      },
+      get user() {
+        return self.user!;
+      },
+      get caps() {
+        return self.#caps!.set;
+      },
+      get exp() {
+        return self.#exp;
+      },
+      nc: ctx.nc,
+      hub: ctx.hub,
+      coreHost: this,
+      limits: ctx.limits,
+      log: ctx.log,
+      subs: this.#subs,
+      kvSubscribe: ctx.kvSubscribe,
+      jsSubscribe: ctx.jsSubscribe,
+      get pendingCmds() {
+        return self.#pendingCmds;
+      },
+      set pendingCmds(n: number) {
+        self.#pendingCmds = n;
+      },
+      get pendingBytes() {
+        return self.#out.pendingBytes;
+      },
+      drained: (below) => this.#out.drained(below),
+      verify: (token) => ctx.verify(token),
+      authenticate: (token, env, ectx) => this.#beginAuth(token, env, ectx),
+      setExpiry: (exp) => this.#setExpiry(exp),
+      send: (e) => this.send(e),
+      reply: (env, data) => this.#ack(env, data),
+      fail: (err, ectx) => this.#fail(err, ectx),
+      close: (code, reason) => this.close(code, reason),
+      emit: (event, fields) => ctx.emit(this, event, fields),
+      observeCmd: (seconds, outcome) => ctx.observeCmd?.(seconds, outcome),
+    };
   }
 
   /** Whether the session has been closed. */
@@ -202,18 +194,18 @@ export class Session {
   }
 
   /** The state, read fresh (callbacks may have changed it since the last check). */
-  get #now(): _State {
+  get #now(): SessionState {
     return this.#state;
   }
 
   /** Counts live subscriptions by kind into `into` (metrics). */
   countSubscriptions(into: Record<string, number>): void {
-    for (const s of this.#subs.values()) into[s.kind] = (into[s.kind] ?? 0) + 1;
+    this.#subs.countByKind(into);
   }
 
   /** Current subscriptions (for admin listings). */
   subscriptions(): Array<{ sid: string; kind: string; target: string }> {
-    return [...this.#subs.values()].map((s) => ({ sid: s.sid, kind: s.kind, target: s.target }));
+    return this.#subs.list();
   }
 
   /** Envelopes and bytes sent so far. */
@@ -351,33 +343,7 @@ export class Session {
       }
     }
     try {
-      switch (env.op) {
-        case "auth":
-          this.#opAuth(env, ctx);
-          return;
-        case "ping":
-          this.send(_pong(env));
-          return;
-        case "sub":
-          this.#opSub(env, ctx);
-          return;
-        case "unsub":
-          this.#opUnsub(env);
-          return;
-        case "pub":
-          this.#opPub(env);
-          return;
-        case "cmd":
-          this.#opCmd(env, ctx);
-          return;
-        case "kv_sub":
-        case "js_sub":
-          this.#opStreamSub(env, ctx);
-          return;
-        case "ack":
-          this.#opAck(env);
-          return;
-      }
+      OP_HANDLERS[env.op](this.#scope, env, ctx);
     } catch (err) {
       this.#fail(err, ctx);
     }
@@ -385,41 +351,17 @@ export class Session {
 
   // ---- auth ----
 
-  #opAuth(env: ClientEnvelope, ctx: ErrorContext): void {
-    if (!isObject(env.data) || typeof env.data.token !== "string") {
-      throw new GatewayError("bad_request", "auth data must be { token: string }");
-    }
-    const token = env.data.token;
-    if (this.#state === "unauthenticated") {
-      if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
-      this.#state = "authenticating";
-      this.context.verify(token).then(
-        (v) => this.#authenticate(v, env),
-        (err) => {
-          this.#fail(err, ctx);
-          this.close(CloseCode.UNAUTHORIZED, "unauthorized");
-        },
-      );
-      return;
-    }
-    // Refresh of an open session.
-    this.context.verify(token).then((v) => {
-      if (this.#state !== "open") return;
-      if (v.user !== this.user) {
-        this.#fail(new GatewayError("forbidden", "token is for a different user"), ctx);
-        return;
-      }
-      // A refresh never removes an expiry: a token without exp (--allow-no-exp) keeps the current
-      // one; a token with exp sets it, earlier or later.
-      const exp = v.exp ?? this.#exp;
-      this.#setExpiry(exp);
-      this.context.emit(this, "auth_refresh", { exp });
-      if (env.inbox !== undefined) this.send(_reply(env, { user: v.user, exp }));
-    }, (err) => {
-      // An invalid refresh token ends the session: the client presented bad credentials.
-      this.#fail(err, ctx);
-      this.close(CloseCode.UNAUTHORIZED, "unauthorized");
-    });
+  /** The first `auth`: verifies its token, holding later ops until the session is open. */
+  #beginAuth(token: string, env: ClientEnvelope, ctx: ErrorContext): void {
+    if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
+    this.#state = "authenticating";
+    this.context.verify(token).then(
+      (v) => this.#authenticate(v, env),
+      (err) => {
+        this.#fail(err, ctx);
+        this.close(CloseCode.UNAUTHORIZED, "unauthorized");
+      },
+    );
   }
 
   #authenticate(v: VerifiedToken, env: ClientEnvelope | undefined): void {
@@ -501,258 +443,10 @@ export class Session {
       return;
     }
     this.#caps = caps;
-    const revoked: string[] = [];
-    for (const sub of this.#subs.values()) {
-      if (!sub.allowed(caps.set)) {
-        sub.close();
-        this.#subs.delete(sub.sid);
-        if (this.#unconfirmed.has(sub.sid)) this.#unconfirmed.set(sub.sid, "revoked");
-        else revoked.push(sub.sid);
-      }
-    }
+    const revoked = this.#subs.revoke(caps.set);
     this.send(this.#capUpdate(caps.doc, revoked));
     this.context.emit(this, "cap_update", { revision: caps.revision, revoked });
     if (revoked.length > 0) this.context.emit(this, "revoke", { revoked });
-  }
-
-  // ---- ops ----
-
-  #newSid(): string {
-    return (this.#nextSid++).toString(36);
-  }
-
-  #requireSubSlot(): void {
-    if (this.#subs.size >= this.context.limits.maxSubs) {
-      this.context.emit(this, "limit", { limit: "subscriptions" });
-      throw new GatewayError(
-        "limit_exceeded",
-        `at most ${this.context.limits.maxSubs} subscriptions per connection`,
-      );
-    }
-  }
-
-  #deny(env: ClientEnvelope, reason: string): never {
-    this.context.emit(this, "denied", { op: env.op, target: env.target, code: "forbidden" });
-    this.context.log.debug("denied", { session: this.id, op: env.op, reason });
-    throw new GatewayError("forbidden", "not allowed");
-  }
-
-  #opSub(env: ClientEnvelope, ctx: ErrorContext): void {
-    const subject = _requireTarget(env);
-    const err = validateSubject(subject);
-    if (err) throw new GatewayError("invalid_subject", `invalid subject: ${err}`);
-    let queue: string | undefined;
-    if (env.data !== undefined) {
-      if (!isObject(env.data)) throw new GatewayError("bad_request", "data must be an object");
-      if (env.data.queue !== undefined) {
-        if (typeof env.data.queue !== "string") {
-          throw new GatewayError("bad_request", "queue must be a string");
-        }
-        const qErr = validateQueueName(env.data.queue);
-        if (qErr) throw new GatewayError("invalid_subject", `invalid queue name: ${qErr}`);
-        queue = env.data.queue;
-      }
-    }
-    this.#requireSubSlot();
-    const decision = checkSubscribe(this.#caps!.set, subject);
-    if (!decision.allowed) this.#deny(env, decision.reason);
-    const sid = this.#newSid();
-    const sub = new _CoreSubscription(this, sid, subject, queue);
-    this.#subs.set(sid, sub);
-    this.#unconfirmed.set(sid, undefined);
-    this.context.hub.add(subject, queue, sub).then(() => {
-      if (this.#state !== "open") return;
-      if (this.#answerVanished(sid, ctx)) return;
-      sub.active = true;
-      this.#ack(env, { id: sid });
-      this.context.emit(this, "sub", { sid, kind: "core", target: subject });
-    }).catch((e) => {
-      if (this.#subs.get(sid) === sub) {
-        this.#subs.delete(sid);
-        sub.close();
-      }
-      this.#unconfirmed.delete(sid);
-      this.#fail(e, ctx);
-    });
-  }
-
-  /**
-   * For an op whose subscription ended before it was confirmed (revoked, unsubscribed, failed):
-   * answers it with an error, once, and returns true. False when it is still live.
-   */
-  #answerVanished(sid: string, ctx: ErrorContext): boolean {
-    const why = this.#unconfirmed.get(sid);
-    this.#unconfirmed.delete(sid);
-    if (why === undefined) return false;
-    if (why === "revoked") {
-      this.context.emit(this, "denied", { op: ctx.op, target: ctx.target, code: "forbidden" });
-      this.#fail(new GatewayError("forbidden", "not allowed"), ctx);
-    } else if (why === "unsubscribed") {
-      this.#fail(
-        new GatewayError("not_found", "subscription was removed before it was confirmed"),
-        ctx,
-      );
-    }
-    return true;
-  }
-
-  #opStreamSub(env: ClientEnvelope, ctx: ErrorContext): void {
-    const factory = env.op === "kv_sub" ? this.context.kvSubscribe : this.context.jsSubscribe;
-    if (!factory) throw new GatewayError("unavailable", `${env.op} is not available`);
-    this.#requireSubSlot();
-    const sid = this.#newSid();
-    // Reserve the slot so concurrent subscribes cannot exceed the limit.
-    const placeholder: SessionSubscription = {
-      sid,
-      kind: env.op === "kv_sub" ? "kv" : "js",
-      target: env.target ?? "",
-      allowed: () => true,
-      close: () => {},
-    };
-    this.#subs.set(sid, placeholder);
-    this.#unconfirmed.set(sid, undefined);
-    const req: SubscriptionRequest = {
-      env,
-      sid,
-      caps: this.#caps!.set,
-      user: this.user!,
-      send: (e) => this.send(e),
-      pendingBytes: () => this.#out.pendingBytes,
-      drained: (below) => this.#out.drained(below),
-      fail: (e) => {
-        const sub = this.#subs.get(sid);
-        if (sub) {
-          this.#subs.delete(sid);
-          sub.close();
-        }
-        // Before its reply the op itself is answered (with its inbox); later errors carry none.
-        if (this.#unconfirmed.has(sid)) {
-          if (this.#unconfirmed.get(sid) !== undefined) return; // answered as it vanished
-          this.#unconfirmed.set(sid, "failed");
-          this.#fail(e, ctx);
-        } else this.#fail(e, { op: env.op, target: env.target });
-      },
-    };
-    factory(req).then((sub) => {
-      if (this.#state !== "open" || this.#subs.get(sid) !== placeholder) {
-        sub.close();
-        this.#answerVanished(sid, ctx);
-        return;
-      }
-      this.#unconfirmed.delete(sid);
-      // Capabilities may have shrunk while the subscription was being set up.
-      if (!sub.allowed(this.#caps!.set)) {
-        sub.close();
-        this.#subs.delete(sid);
-        this.#fail(new GatewayError("forbidden", "not allowed"), ctx);
-        return;
-      }
-      this.#subs.set(sid, sub);
-      this.#ack(env, { id: sid });
-      this.context.emit(this, "sub", { sid, kind: sub.kind, target: sub.target });
-      sub.start?.();
-    }, (err) => {
-      if (this.#subs.get(sid) === placeholder) this.#subs.delete(sid);
-      if (this.#state !== "open" || this.#answerVanished(sid, ctx)) return;
-      const gerr = toGatewayError(err);
-      if (gerr.code === "forbidden") {
-        this.context.emit(this, "denied", { op: env.op, target: env.target, code: "forbidden" });
-      }
-      if (gerr.code === "internal") this.context.log.error("subscribe failed", { error: err });
-      this.#fail(gerr, ctx);
-    });
-  }
-
-  #opUnsub(env: ClientEnvelope): void {
-    if (!isObject(env.data) || typeof env.data.id !== "string") {
-      throw new GatewayError("bad_request", "unsub data must be { id: string }");
-    }
-    const id = env.data.id;
-    const sub = this.#subs.get(id);
-    if (!sub) throw new GatewayError("not_found", "no such subscription");
-    this.#subs.delete(id);
-    if (this.#unconfirmed.has(id)) this.#unconfirmed.set(id, "unsubscribed");
-    sub.close();
-    this.#ack(env, { id });
-    this.context.emit(this, "unsub", { sid: id, kind: sub.kind, target: sub.target });
-  }
-
-  #opAck(env: ClientEnvelope): void {
-    if (!isObject(env.data) || typeof env.data.id !== "string") {
-      throw new GatewayError("bad_request", "ack data must be { id: string, seq: number }");
-    }
-    const seq = env.data.seq;
-    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
-      throw new GatewayError("bad_request", "seq must be a non-negative integer");
-    }
-    const sub = this.#subs.get(env.data.id);
-    if (!sub || sub.kind !== "js") throw new GatewayError("not_found", "no such subscription");
-    if (!sub.ack) throw new GatewayError("bad_request", "subscription does not take acks");
-    sub.ack(seq);
-    this.#ack(env, {});
-  }
-
-  #literalTarget(env: ClientEnvelope): string {
-    const subject = _requireTarget(env);
-    const err = validateSubject(subject, { wildcards: false });
-    if (err) throw new GatewayError("invalid_subject", `invalid subject: ${err}`);
-    if (!isLiteralSubject(subject)) {
-      throw new GatewayError("invalid_subject", "subject must be literal");
-    }
-    return subject;
-  }
-
-  #opPub(env: ClientEnvelope): void {
-    const subject = this.#literalTarget(env);
-    const decision = checkPublish(this.#caps!.set, subject);
-    if (!decision.allowed) this.#deny(env, decision.reason);
-    const payload = encodePayload(env.data, env.encoding);
-    this.context.nc.publish(subject, payload, { headers: _toNatsHeaders(env.headers) });
-    this.#ack(env, {});
-  }
-
-  #opCmd(env: ClientEnvelope, ctx: ErrorContext): void {
-    const subject = this.#literalTarget(env);
-    const decision = checkCommand(this.#caps!.set, subject);
-    if (!decision.allowed) this.#deny(env, decision.reason);
-    const limits = this.context.limits;
-    if (this.#pendingCmds >= limits.maxPendingCmds) {
-      this.context.emit(this, "limit", { limit: "pending_cmds" });
-      throw new GatewayError(
-        "limit_exceeded",
-        `at most ${limits.maxPendingCmds} pending commands per connection`,
-      );
-    }
-    const payload = encodePayload(env.data, env.encoding);
-    const timeout = Math.min(env.timeout_ms ?? 5000, limits.maxCmdTimeoutMs);
-    if (timeout <= 0) throw new GatewayError("bad_request", "timeout_ms must be positive");
-    this.#pendingCmds++;
-    const started = performance.now();
-    const observe = (outcome: string) =>
-      this.context.observeCmd?.((performance.now() - started) / 1000, outcome);
-    this.context.nc.request(subject, payload, {
-      timeout,
-      headers: _toNatsHeaders(env.headers),
-    }).then((msg) => {
-      observe("ok");
-      if (this.#state !== "open" || env.inbox === undefined) return;
-      const p = renderPayload(msg.data);
-      let out = `{"v":1,"op":"reply","inbox":${JSON.stringify(env.inbox)},"target":${
-        JSON.stringify(subject)
-      },"data":${p.json}`;
-      if (p.encoding) out += `,"encoding":"${p.encoding}"`;
-      const h = headersJson(msg);
-      if (h) out += `,"headers":${h}`;
-      this.send(out + "}");
-    }, (err) => {
-      observe(toGatewayError(err).code);
-      if (this.#state !== "open") return;
-      this.#fail(err, ctx);
-    }).catch((err) => {
-      this.context.log.error("cmd reply failed", { session: this.id, error: err });
-    }).finally(() => {
-      this.#pendingCmds--;
-    });
   }
 
   #ack(env: ClientEnvelope, data: unknown): void {
@@ -856,18 +550,10 @@ export class Session {
     if (this.#authTimer !== undefined) clearTimeout(this.#authTimer);
     if (this.#expTimer !== undefined) clearTimeout(this.#expTimer);
     this.#authTimer = this.#expTimer = undefined;
-    for (const sub of this.#subs.values()) sub.close();
-    this.#subs.clear();
+    this.#subs.close();
     this.#backlog = [];
     if (this.user !== undefined) this.context.store.release(this.user, this.#capListener);
   }
-}
-
-function _requireTarget(env: ClientEnvelope): string {
-  if (typeof env.target !== "string" || env.target === "") {
-    throw new GatewayError("bad_request", "target is required");
-  }
-  return env.target;
 }
 
 function _reply(env: ClientEnvelope, data: unknown): string {
@@ -875,23 +561,6 @@ function _reply(env: ClientEnvelope, data: unknown): string {
   if (env.target !== undefined) out.target = env.target;
   out.data = data;
   return JSON.stringify(out);
-}
-
-function _pong(env: ClientEnvelope): string {
-  const out: Record<string, unknown> = { v: 1, op: "pong" };
-  if (env.inbox !== undefined) out.inbox = env.inbox;
-  if (env.data !== undefined) out.data = env.data;
-  return JSON.stringify(out);
-}
-
-function _toNatsHeaders(h: HeaderMap | undefined): MsgHdrs | undefined {
-  if (!h) return undefined;
-  const out = natsHeaders();
-  for (const [k, v] of Object.entries(h)) {
-    if (Array.isArray(v)) { for (const x of v) out.append(k, x); }
-    else out.append(k, v);
-  }
-  return out;
 }
 
 function _byteLength(s: string, max: number): number {
