@@ -84,7 +84,6 @@ export class TestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   #waiters: Array<() => void> = [];
   #inbox = 0;
-  #cursor = 0;
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
@@ -146,7 +145,7 @@ export class TestClient {
     return `i${++this.#inbox}`;
   }
 
-  /** Waits for the first envelope (after the cursor, when `fresh`) matching `pred`. */
+  /** Waits for the first envelope received (since the start) matching `pred`. */
   async next(pred: (e: Envelope) => boolean, ms = 5000, what = "envelope"): Promise<Envelope> {
     const end = Date.now() + ms;
     while (true) {
@@ -205,12 +204,6 @@ export class TestClient {
       `${n} msgs on ${sid}`,
     );
     return this.msgs(sid);
-  }
-
-  /** Envelopes received since the last call to `mark()` (inclusive of nothing before). */
-  mark(): number {
-    this.#cursor = this.received.length;
-    return this.#cursor;
   }
 
   /** Closes the socket and waits for the close. */

@@ -13,6 +13,7 @@ import { Kvm } from "@nats-io/kv";
 import { SESSIONS_KICK_SUBJECT } from "../src/nats/control.ts";
 import type { SessionLimits } from "../src/session/types.ts";
 import { type Envelope, Stack, type TestClient, waitFor } from "./_harness.ts";
+import { testSeed } from "./_prng.ts";
 import { assertExactSeq, assertGaplessPrefix, brief, type RawEnd, RawWsClient } from "./_raw_ws.ts";
 
 const _PAD = "x".repeat(64 * 1024);
@@ -767,7 +768,7 @@ async function _propertyRun(plan: _Plan, run: number): Promise<void> {
 }
 
 Deno.test("delivery: seeded property: random cuts never cost a survivor a message", async () => {
-  const seed = Number(Deno.env.get("NATSGATE_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+  const seed = testSeed("random");
   const runs = Number(Deno.env.get("NATSGATE_PROPERTY_RUNS") ?? 3);
   const plans = fc.sample(_planArb, { seed, numRuns: runs });
   for (const [run, plan] of plans.entries()) {

@@ -10,6 +10,7 @@ import { connectNats, type NatsAccess } from "../src/nats/connect.ts";
 import { mintToken } from "../src/auth/mint.ts";
 import { userKey } from "../src/auth/user_key.ts";
 import { NatsgateProcess, TestClient, waitFor } from "./_harness.ts";
+import { makeCerts, writeCerts } from "./_certs.ts";
 
 const SECRET = "nats-auth-secret-0123456789abcdef0123456789";
 const CAPS = { subjects: ["t.>"], publish: ["t.>"] };
@@ -243,44 +244,6 @@ function userCreds(account: nkeys.KeyPair, user: nkeys.KeyPair): string {
 // TLS certificates
 // ---------------------------------------------------------------------------------------------
 
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-}
-
-/** Makes `<name>-ca.pem` and a server certificate `<name>.pem`/`<name>.key` for 127.0.0.1. */
-async function certificates(dir: string, name: string): Promise<void> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await openssl(
-    ["req", "-x509", ...ec, "-keyout", `${name}-ca.key`, "-out", `${name}-ca.pem`, "-days", "2"]
-      .concat(["-subj", `/CN=${name} test CA`]),
-    dir,
-  );
-  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  await openssl(
-    ["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", "/CN=localhost"],
-    dir,
-  );
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${name}-ca.pem`,
-    "-CAkey",
-    `${name}-ca.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-  ], dir);
-}
-
 // ---------------------------------------------------------------------------------------------
 // tests
 // ---------------------------------------------------------------------------------------------
@@ -406,14 +369,12 @@ Deno.test("nats auth: --nats-creds in operator mode; a user of an unknown accoun
 
 Deno.test("nats auth: --nats-tls-ca with a private CA; without it or with another CA exits 1", async () => {
   const dir = await tempDir();
-  await certificates(dir, "nats");
-  await certificates(dir, "other");
-  const ca = `${dir}/nats-ca.pem`;
+  const nats = await writeCerts(dir, "nats", await makeCerts("nats test CA"));
+  const other = await writeCerts(dir, "other", await makeCerts("other test CA"));
+  const ca = nats.ca;
   await using f = await Fixture.start(
     dir,
-    `tls { cert_file: ${JSON.stringify(`${dir}/nats.pem`)}, key_file: ${
-      JSON.stringify(`${dir}/nats.key`)
-    } }`,
+    `tls { cert_file: ${JSON.stringify(nats.cert)}, key_file: ${JSON.stringify(nats.key)} }`,
     { tlsCaFile: ca },
   );
   // nats-server announces tls:// URLs; nats:// works as well (the server asks for TLS).
@@ -428,7 +389,7 @@ Deno.test("nats auth: --nats-tls-ca with a private CA; without it or with anothe
   }
   const [noCa, otherCa] = await Promise.all([
     f.serveFails([]),
-    f.serveFails(["--nats-tls-ca", `${dir}/other-ca.pem`]),
+    f.serveFails(["--nats-tls-ca", other.ca]),
   ]);
   fails(noCa, /cannot connect to NATS at tls:\/\/127\.0\.0\.1:\d+: /);
   fails(otherCa, /cannot connect to NATS at tls:\/\/127\.0\.0\.1:\d+: /);

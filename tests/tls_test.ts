@@ -1,70 +1,10 @@
 /** TLS termination: wss:// with a PEM certificate, and a certificate reload without dropping clients.
- * Certificates are made by openssl in a temp dir: two CAs tell the old and new certificate apart.
+ * Certificates come from tests/_certs.ts: two CAs tell the old and new certificate apart.
  * @module */
 
 import assert from "node:assert/strict";
 import { Stack, waitFor } from "./_harness.ts";
-
-async function _openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-}
-
-async function _ca(dir: string, name: string): Promise<void> {
-  await _openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-  ], dir);
-}
-
-async function _leaf(dir: string, ca: string, out: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  await _openssl([
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    `${out}.key`,
-    "-out",
-    `${out}.csr`,
-    "-subj",
-    "/CN=localhost",
-  ], dir);
-  await _openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${out}.csr`,
-    "-CA",
-    `${ca}.pem`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${out}.pem`,
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-  ], dir);
-}
+import { makeCerts, writeCerts } from "./_certs.ts";
 
 async function _handshake(port: number, caPem: string): Promise<boolean> {
   try {
@@ -101,19 +41,14 @@ async function _upgradeOverTls(port: number, caPem: string, token: string): Prom
 Deno.test("tls: wss:// serves the certificate; reload swaps it and keeps live clients", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await _ca(dir, "ca1");
-    await _ca(dir, "ca2");
-    await _leaf(dir, "ca1", "one");
-    await _leaf(dir, "ca2", "two");
-    await Deno.copyFile(`${dir}/one.pem`, `${dir}/server.pem`);
-    await Deno.copyFile(`${dir}/one.key`, `${dir}/server.key`);
+    const [one, two] = await Promise.all([makeCerts("ca1"), makeCerts("ca2")]);
+    await writeCerts(dir, "server", one);
     await using stack = await Stack.start({
       gateway: { tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key` } },
     });
     const port = stack.gateway.addr.port;
     assert.ok(stack.gateway.wsUrl.startsWith("wss://"));
-    const ca1 = await Deno.readTextFile(`${dir}/ca1.pem`);
-    const ca2 = await Deno.readTextFile(`${dir}/ca2.pem`);
+    const [ca1, ca2] = [one.ca, two.ca];
     assert.equal(await _handshake(port, ca1), true, "served cert chains to ca1");
     assert.equal(await _handshake(port, ca2), false);
     const first = await _upgradeOverTls(port, ca1, await stack.token("alice"));
@@ -131,8 +66,7 @@ Deno.test("tls: wss:// serves the certificate; reload swaps it and keeps live cl
     await live.read(buf);
     await waitFor(() => stack.gateway.sessions("bob").length === 1);
 
-    await Deno.copyFile(`${dir}/two.pem`, `${dir}/server.pem`);
-    await Deno.copyFile(`${dir}/two.key`, `${dir}/server.key`);
+    await writeCerts(dir, "server", two);
     await stack.gateway.reloadTls();
     assert.equal(await _handshake(port, ca2), true, "new connections get the new cert");
     assert.equal(await _handshake(port, ca1), false);
@@ -151,16 +85,15 @@ Deno.test("tls: wss:// serves the certificate; reload swaps it and keeps live cl
 Deno.test("tls: a client that never finishes its request head is closed at the deadline", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await _ca(dir, "ca");
-    await _leaf(dir, "ca", "server");
+    const files = await writeCerts(dir, "server", await makeCerts());
     await using stack = await Stack.start({
       gateway: {
-        tls: { certFile: `${dir}/server.pem`, keyFile: `${dir}/server.key` },
+        tls: { certFile: files.cert, keyFile: files.key },
         headerTimeoutMs: 300,
       },
     });
     const port = stack.gateway.addr.port;
-    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
+    const ca = await Deno.readTextFile(files.ca);
     const closedWithin = async (conn: Deno.Conn, ms: number) => {
       const t0 = Date.now();
       const n = await Promise.race([

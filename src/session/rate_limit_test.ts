@@ -4,6 +4,15 @@
 
 import assert from "node:assert/strict";
 import { TokenBucket } from "./rate_limit.ts";
+import {
+  type ClientEnvelope,
+  type EnvelopeFailure,
+  isFailure,
+  MAX_LIMITED_PER_FRAME,
+  parseFrame,
+  parseFrameLimited,
+  RATE_LIMITED,
+} from "../protocol/envelope.ts";
 
 Deno.test("TokenBucket: burst then limited, refills at the rate", () => {
   const b = new TokenBucket(10, 5, 0);
@@ -46,4 +55,22 @@ Deno.test("TokenBucket: strike counts as a limited op without taking a token", (
   assert.equal(c.take(2499), "ok");
   assert.equal(c.take(2499), "ok");
   assert.equal(c.take(2500), "sustained", "strikes and limited takes share one streak");
+});
+
+Deno.test("parseFrameLimited: with a real bucket a junk frame parses only the burst", () => {
+  const bucket = new TokenBucket(200, 400, 0);
+  const frame = Array(1000).fill("x").join("\n");
+  const got = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(0) });
+  const limited = (r: ClientEnvelope | EnvelopeFailure) => isFailure(r) && r.error === RATE_LIMITED;
+  assert.equal(got.results.filter((r) => !limited(r)).length, 400, "the burst is parsed");
+  assert.equal(got.results.filter(limited).length, MAX_LIMITED_PER_FRAME, "then a few refusals");
+  assert.equal(got.sustained, true, "then the flood ends the frame and the client");
+  const again = parseFrameLimited(frame, { maxLines: 1000, take: () => bucket.take(1) });
+  assert.equal(again.results.length, MAX_LIMITED_PER_FRAME);
+  assert.ok(again.results.every(limited));
+  assert.equal(
+    parseFrame(Array(32768).fill("x").join("\n")).length,
+    32768,
+    "parseFrame: no limits",
+  );
 });

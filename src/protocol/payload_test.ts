@@ -3,8 +3,8 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { encodePayload, renderPayload } from "../src/protocol/payload.ts";
-import { GatewayError } from "../src/protocol/errors.ts";
+import { encodePayload, renderPayload } from "./payload.ts";
+import { GatewayError } from "./errors.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
