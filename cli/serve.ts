@@ -100,6 +100,10 @@ export function serveCommand() {
     .addOption(envOption("--nats-token <token>", "NATS auth token"))
     .addOption(envOption("--nats-tls-ca <file>", "CA certificate for TLS to NATS"))
     .addOption(envOption("--auth-bucket <name>", "KV bucket holding capabilities").default("auth"))
+    .addOption(envOption("--default-role <name>", "role every authenticated user holds"))
+    .addOption(
+      envOption("--jwt-roles-claim <claim>", "token claim listing role names that apply too"),
+    )
     .addOption(envOption("--jwt-secret <secret>", "HS256 secret for client tokens"))
     .addOption(
       envOption("--jwt-public-key <file>", "PEM public key for RS256/ES256/EdDSA client tokens"),
@@ -301,6 +305,8 @@ export function serveCommand() {
           wsPath: o.wsPath,
           nc,
           authBucket: o.authBucket,
+          defaultRole: o.defaultRole,
+          jwtRolesClaim: o.jwtRolesClaim,
           jwtSecret,
           jwtPublicKey,
           jwksUrl: o.jwksUrl,

@@ -43,6 +43,13 @@ export {
 export { createTokenVerifier, type JwtOptions, type VerifiedToken } from "./auth/verify.ts";
 export { type MintOptions, mintToken } from "./auth/mint.ts";
 export { decodeUserId, encodeUserId, userKey, validateUserId } from "./auth/user_key.ts";
+export { roleKey, type RolePolicy, validateRoleName } from "./auth/roles.ts";
+export { encodeTemplateValue, expandPattern, type TemplateContext } from "./auth/templates.ts";
+export {
+  type EffectiveCapabilities,
+  effectiveCapabilities,
+  type EffectiveInput,
+} from "./auth/effective.ts";
 
 // Protocol values a tool or backend may need.
 export { CloseCode, type ErrorCode, GatewayError } from "./protocol/errors.ts";

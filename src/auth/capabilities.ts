@@ -12,6 +12,8 @@ import {
   validateStreamName,
   validateSubject,
 } from "../protocol/subject.ts";
+import { hasPlaceholder, templateError, templateStandIn } from "./templates.ts";
+import { validateRoleName } from "./roles.ts";
 
 /** A user's capabilities as stored in KV (every field optional). */
 export interface Capabilities {
@@ -25,6 +27,19 @@ export interface Capabilities {
   buckets?: Record<string, string[]>;
   /** Stream pattern → filter patterns the user may read. */
   streams?: Record<string, string[]>;
+  /** Roles whose grants the user holds too (user documents only; see roles.ts). */
+  roles?: string[];
+}
+
+/** Options of {@link parseCapabilities}. */
+export interface ParseOptions {
+  /** `role`: a role document, which may not list `roles` itself. Default `user`. */
+  kind?: "user" | "role";
+  /**
+   * Also refuse patterns whose placeholders can never expand (`a{user}b`): the CLI's check before
+   * a write. The gateway parses without it, so such a pattern grants nothing and the rest applies.
+   */
+  strictTemplates?: boolean;
 }
 
 /** Capabilities compiled for fast checks (opaque: build it with {@link compileCapabilities}). */
@@ -93,6 +108,8 @@ export type CapabilitiesParseResult =
   | { ok: false; errors: string[] };
 
 const _FIELDS = new Set(["subjects", "publish", "commands", "buckets", "streams"]);
+/** The grant fields, in document order (everything but `roles`). */
+export const GRANT_FIELDS = ["subjects", "publish", "commands", "buckets", "streams"] as const;
 const _PLAIN_KEY = /^[A-Za-z0-9_$*>-]+$/;
 
 function _isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -168,47 +185,64 @@ function _scoped(
 
 const _subject = (p: string) => validateSubject(p);
 const _kvKey = (p: string) => validateKvKey(p);
+/** Validation of a stored pattern: placeholders stand in for one literal token. */
+const _templated = (validate: (p: string) => string | null, strict: boolean) => (p: string) =>
+  (strict ? templateError(p) : null) ?? validate(templateStandIn(p));
 
 /**
  * Validates a decoded document strictly: it must be a plain object; unknown fields, wrong types
  * and invalid patterns are errors naming the field path (e.g. `buckets.todos[1]: empty token`).
  * `{}` is valid and grants nothing.
  */
-export function parseCapabilities(input: unknown): CapabilitiesParseResult {
+export function parseCapabilities(
+  input: unknown,
+  opts: ParseOptions = {},
+): CapabilitiesParseResult {
   if (!_isPlainObject(input)) return { ok: false, errors: ["capabilities must be a JSON object"] };
   const errors: string[] = [];
   const value: Capabilities = {};
+  const isRole = opts.kind === "role";
   for (const key of Object.keys(input)) {
-    if (!_FIELDS.has(key)) errors.push(`${_path("", key)}: unknown field`);
+    if (key === "roles" && isRole) errors.push("roles: a role cannot list roles");
+    else if (!_FIELDS.has(key) && key !== "roles") errors.push(`${_path("", key)}: unknown field`);
   }
+  const strict = opts.strictTemplates ?? false;
+  const subject = _templated(_subject, strict);
+  const kvKey = _templated(_kvKey, strict);
   if (Object.hasOwn(input, "subjects")) {
-    value.subjects = _patterns(input.subjects, "subjects", _subject, errors);
+    value.subjects = _patterns(input.subjects, "subjects", subject, errors);
   }
   if (Object.hasOwn(input, "publish")) {
-    value.publish = _patterns(input.publish, "publish", _subject, errors);
+    value.publish = _patterns(input.publish, "publish", subject, errors);
   }
   if (Object.hasOwn(input, "commands")) {
-    value.commands = _patterns(input.commands, "commands", _subject, errors);
+    value.commands = _patterns(input.commands, "commands", subject, errors);
   }
   if (Object.hasOwn(input, "buckets")) {
-    value.buckets = _scoped(input.buckets, "buckets", validateBucketName, _kvKey, errors);
+    value.buckets = _scoped(input.buckets, "buckets", validateBucketName, kvKey, errors);
   }
   if (Object.hasOwn(input, "streams")) {
-    value.streams = _scoped(input.streams, "streams", validateStreamName, _subject, errors);
+    value.streams = _scoped(input.streams, "streams", validateStreamName, subject, errors);
+  }
+  if (Object.hasOwn(input, "roles") && !isRole) {
+    value.roles = _patterns(input.roles, "roles", validateRoleName, errors);
   }
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, value };
 }
 
 /** Parses JSON text, then {@link parseCapabilities}; invalid JSON is an error too. */
-export function parseCapabilitiesJson(text: string): CapabilitiesParseResult {
+export function parseCapabilitiesJson(
+  text: string,
+  opts: ParseOptions = {},
+): CapabilitiesParseResult {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
     return { ok: false, errors: [`invalid JSON: ${(err as Error).message}`] };
   }
-  return parseCapabilities(doc);
+  return parseCapabilities(doc, opts);
 }
 
 function _compile(
@@ -217,7 +251,8 @@ function _compile(
 ): ReadonlyArray<CompiledPattern> {
   const out: CompiledPattern[] = [];
   for (const text of Array.isArray(list) ? list : []) {
-    if (validate(text) !== null) continue; // fail closed: an invalid pattern grants nothing
+    // Fail closed: an invalid pattern grants nothing, nor does an unexpanded template.
+    if (validate(text) !== null || hasPlaceholder(text)) continue;
     out.push(Object.freeze({ text, tokens: Object.freeze(tokenizePattern(text)) }));
   }
   return Object.freeze(out);
@@ -377,5 +412,6 @@ export function summarizeCapabilities(caps: Capabilities): string {
     `commands ${caps.commands?.length ?? 0}`,
     `buckets ${Object.keys(caps.buckets ?? {}).length}`,
     `streams ${Object.keys(caps.streams ?? {}).length}`,
+    ...(caps.roles?.length ? [`roles ${caps.roles.join(" ")}`] : []),
   ].join(", ");
 }

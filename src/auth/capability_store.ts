@@ -1,6 +1,7 @@
-/** Capabilities of connected users, read from the auth KV bucket and kept live by one watch.
- * Fails closed: a missing, deleted or malformed document grants nothing, and a session is only
- * admitted on capabilities read from the bucket at that moment.
+/** Capabilities of connected users and the roles they hold, read from the auth KV bucket and
+ * kept live by one watch of `users.>` and `roles.>`. Fails closed: a missing, deleted or malformed
+ * document grants nothing (a role: that role's part only), and a session is only admitted on a
+ * user document read from the bucket at that moment.
  * @module */
 
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
@@ -18,6 +19,7 @@ import { OrderedFeed } from "../nats/ordered_feed.ts";
 import { readableHeaders } from "../protocol/headers.ts";
 import type { Logger } from "../log/log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
+import { heldRoles, roleFromKey, roleKey, type RolePolicy, ROLES_PREFIX } from "./roles.ts";
 
 /** A user's effective capabilities at a KV revision. */
 export interface UserCapabilities {
@@ -29,15 +31,50 @@ export interface UserCapabilities {
   revision: number;
 }
 
-/** Hears changes of one user's capabilities. */
-export type CapabilityListener = (caps: UserCapabilities) => void;
+/**
+ * What a session computes its effective capabilities from (see effective.ts): the user's own
+ * document, the role documents the store holds, and the gateway's role policy.
+ */
+export interface CapabilityView extends UserCapabilities {
+  /** Role documents by name (null: deleted or malformed; absent: not held by anyone here). */
+  roles: ReadonlyMap<string, Capabilities | null>;
+  /** `--default-role` and `--jwt-roles-claim`. */
+  policy: RolePolicy;
+}
+
+/** Hears changes of one user's capabilities or of a role the session holds. */
+export type CapabilityListener = (caps: CapabilityView) => void;
+
+/** One session's registration: its listener, its token claims and the roles it depends on. */
+interface _Reg {
+  user: string;
+  listener: CapabilityListener;
+  claims?: Readonly<Record<string, unknown>>;
+  deps: Set<string>;
+}
 
 interface _UserEntry {
   caps: UserCapabilities;
   /** Watch generation `caps` belongs to (revisions restart when the bucket is re-created). */
   epoch: number;
-  listeners: Set<CapabilityListener>;
+  regs: Map<CapabilityListener, _Reg>;
   loading?: Promise<UserCapabilities>;
+}
+
+interface _RoleEntry {
+  doc: Capabilities | null;
+  revision: number;
+  epoch: number;
+  /** Read from the bucket or the watch at least once. */
+  loaded: boolean;
+  holders: Set<_Reg>;
+  loading?: Promise<void>;
+}
+
+/** Options of {@link CapabilityStore.acquire}. */
+export interface AcquireOptions {
+  /** The session's token claims (for `--jwt-roles-claim`). */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /** The part of a KV entry capabilities are read from. */
@@ -49,6 +86,8 @@ export interface CapabilitySource {
   nc: NatsConnection;
   /** Auth bucket name. */
   bucket: string;
+  /** `--default-role` and `--jwt-roles-claim`. */
+  policy?: RolePolicy;
 }
 
 const _NONE: UserCapabilities = Object.freeze({
@@ -58,7 +97,31 @@ const _NONE: UserCapabilities = Object.freeze({
 });
 
 /**
- * Turns a KV entry into effective capabilities: missing, deleted, purged or malformed → none.
+ * Turns a KV entry of a role into its document: missing, deleted, purged or malformed → null
+ * (grants nothing). `onInvalid` hears why a present document was rejected.
+ */
+export function roleFromEntry(
+  entry: CapabilityEntry | null,
+  onInvalid?: (errors: string[]) => void,
+): Capabilities | null {
+  if (!entry || entry.operation !== "PUT" || entry.length === 0) return null;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(entry.value);
+  } catch {
+    onInvalid?.(["document is not UTF-8"]);
+    return null;
+  }
+  const parsed = parseCapabilitiesJson(text, { kind: "role" });
+  if (!parsed.ok) {
+    onInvalid?.(parsed.errors);
+    return null;
+  }
+  return parsed.value;
+}
+
+/**
+ * Turns a KV entry into the user's own capabilities: missing, deleted, purged or malformed → none.
  * `onInvalid` hears why a present document was rejected; `opts` (the auth bucket as a reserved
  * bucket) goes to {@link compileCapabilities}.
  */
@@ -107,6 +170,10 @@ export class CapabilityStore {
   #src: CapabilitySource;
   #compile: CompileOptions;
   #users = new Map<string, _UserEntry>();
+  #roles = new Map<string, _RoleEntry>();
+  /** Role documents of `#roles` that are loaded (what views hand out). */
+  #roleDocs = new Map<string, Capabilities | null>();
+  #policy: RolePolicy;
   #feed?: OrderedFeed;
   #statusStop?: () => void;
   #connected = true;
@@ -122,6 +189,17 @@ export class CapabilityStore {
     this.#log = log;
     this.#src = src;
     this.#compile = { reservedBuckets: [src.bucket] };
+    this.#policy = Object.freeze({ ...src.policy });
+  }
+
+  /** The gateway's role policy. */
+  get policy(): RolePolicy {
+    return this.#policy;
+  }
+
+  /** Compile options for effective capabilities (the auth bucket is reserved). */
+  get compileOptions(): CompileOptions {
+    return this.#compile;
   }
 
   /** Opens the store on a bucket and starts the watch; rejects when the bucket cannot be read. */
@@ -142,7 +220,10 @@ export class CapabilityStore {
   #newFeed(): OrderedFeed {
     return new OrderedFeed({ nc: this.#src.nc, log: this.#log }, {
       stream: `KV_${this.#src.bucket}`,
-      filterSubjects: [`$KV.${this.#src.bucket}.${USERS_PREFIX}>`],
+      filterSubjects: [
+        `$KV.${this.#src.bucket}.${USERS_PREFIX}>`,
+        `$KV.${this.#src.bucket}.${ROLES_PREFIX}>`,
+      ],
       start: { deliver_policy: DeliverPolicy.New },
       maxMessages: 256,
       replace: false,
@@ -195,8 +276,7 @@ export class CapabilityStore {
   }
 
   #onMsg(m: JsMsg): void {
-    const user = userFromKey(m.subject.slice(`$KV.${this.#src.bucket}.`.length));
-    if (user === null) return;
+    const key = m.subject.slice(`$KV.${this.#src.bucket}.`.length);
     const op = readableHeaders(m)?.get("KV-Operation");
     const entry: CapabilityEntry = {
       operation: op === "DEL" || op === "PURGE" ? op : "PUT",
@@ -204,6 +284,13 @@ export class CapabilityStore {
       value: m.data,
       revision: m.seq,
     };
+    const role = roleFromKey(key);
+    if (role !== null) {
+      this.#offerRole(role, this.#roleDoc(role, entry), entry.revision, this.#epoch);
+      return;
+    }
+    const user = userFromKey(key);
+    if (user === null) return;
     this.#offer(
       user,
       capabilitiesFromEntry(entry, (e) => this.#invalid(user, e), this.#compile),
@@ -225,18 +312,122 @@ export class CapabilityStore {
     entry.epoch = epoch;
     if (!changed) return;
     this.reloads++;
-    for (const l of entry.listeners) {
-      try {
-        l(entry.caps);
-      } catch (err) {
-        this.#log.error("capability listener failed", { error: err });
-      }
+    for (const reg of entry.regs.values()) {
+      // The document may name other roles: load those first, then tell the session.
+      const loads = this.#bind(reg);
+      if (loads === null) this.#notify(reg);
+      else loads.finally(() => entry.regs.get(reg.listener) === reg && this.#notify(reg));
     }
   }
 
-  /** Reads every tracked user again (after the watch restarted). */
+  #notify(reg: _Reg): void {
+    const entry = this.#users.get(reg.user);
+    if (!entry) return;
+    try {
+      reg.listener(this.#view(entry));
+    } catch (err) {
+      this.#log.error("capability listener failed", { error: err });
+    }
+  }
+
+  #view(entry: _UserEntry): CapabilityView {
+    return { ...entry.caps, roles: this.#roleDocs, policy: this.#policy };
+  }
+
+  #roleDoc(name: string, entry: CapabilityEntry | null): Capabilities | null {
+    return roleFromEntry(entry, (errors) => {
+      this.#log.warn("invalid role document: the role grants nothing", {
+        role: name,
+        errors: errors.slice(0, 5),
+      });
+    });
+  }
+
+  /**
+   * Applies a role's document (read or watched in generation `epoch`) when it is newer than what
+   * the store holds (or `force`d), and tells every session holding the role when it changed.
+   */
+  #offerRole(
+    name: string,
+    doc: Capabilities | null,
+    revision: number,
+    epoch: number,
+    force = false,
+  ): void {
+    const role = this.#roles.get(name);
+    if (!role) return;
+    if (!force && role.loaded) {
+      if (epoch < role.epoch) return;
+      if (epoch === role.epoch && revision <= role.revision) return;
+    }
+    const changed = !role.loaded || role.revision !== revision ||
+      JSON.stringify(role.doc) !== JSON.stringify(doc);
+    const wasLoaded = role.loaded;
+    role.doc = doc;
+    role.revision = revision;
+    role.epoch = epoch;
+    role.loaded = true;
+    this.#roleDocs.set(name, doc);
+    if (!changed || !wasLoaded) return;
+    this.reloads++;
+    for (const reg of role.holders) this.#notify(reg);
+  }
+
+  /**
+   * Points `reg` at the roles it holds now (user document, default role, its claims), and starts
+   * reading the ones not loaded yet: their promise, or null when every one is loaded.
+   */
+  #bind(reg: _Reg): Promise<void> | null {
+    const entry = this.#users.get(reg.user);
+    const names = new Set(
+      heldRoles(entry?.caps.doc.roles, this.#policy, reg.claims).map((h) => h.name),
+    );
+    for (const old of reg.deps) if (!names.has(old)) this.#unhold(old, reg);
+    const loads: Promise<void>[] = [];
+    for (const name of names) {
+      let role = this.#roles.get(name);
+      if (!role) {
+        role = { doc: null, revision: 0, epoch: this.#epoch, loaded: false, holders: new Set() };
+        this.#roles.set(name, role);
+      }
+      role.holders.add(reg);
+      if (!role.loaded) loads.push(role.loading ??= this.#loadRole(name, role));
+    }
+    reg.deps = names;
+    return loads.length === 0 ? null : Promise.all(loads).then(() => {});
+  }
+
+  #unhold(name: string, reg: _Reg): void {
+    const role = this.#roles.get(name);
+    if (!role) return;
+    role.holders.delete(reg);
+    if (role.holders.size === 0) {
+      this.#roles.delete(name);
+      this.#roleDocs.delete(name);
+    }
+  }
+
+  async #loadRole(name: string, role: _RoleEntry): Promise<void> {
+    const epoch = this.#epoch;
+    try {
+      const got = await this.#kv.get(roleKey(name));
+      this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch);
+    } finally {
+      role.loading = undefined;
+    }
+  }
+
+  /** Reads every tracked user and role again (after the watch restarted). */
   async #resync(): Promise<void> {
     const epoch = this.#epoch;
+    await Promise.all([...this.#roles.keys()].map(async (name) => {
+      try {
+        const got = await this.#kv.get(roleKey(name));
+        this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch);
+      } catch (err) {
+        this.#log.warn("cannot read a role after the watch restarted", { role: name, error: err });
+      }
+    }));
     await Promise.all([...this.#users.keys()].map(async (user) => {
       try {
         const got = await this.#kv.get(userKey(user));
@@ -273,23 +464,30 @@ export class CapabilityStore {
   }
 
   /**
-   * Registers a listener for `user` and returns the user's current capabilities, read from the
-   * bucket now. Rejects when the bucket cannot be read (the caller fails closed).
+   * Registers a listener for `user` (one per session) and returns the user's current capabilities,
+   * the user document read from the bucket now, with the roles the session holds loaded. Rejects
+   * when the bucket cannot be read (the caller fails closed).
    */
-  async acquire(user: string, listener: CapabilityListener): Promise<UserCapabilities> {
+  async acquire(
+    user: string,
+    listener: CapabilityListener,
+    opts: AcquireOptions = {},
+  ): Promise<CapabilityView> {
     let entry = this.#users.get(user);
     if (!entry) {
-      entry = { caps: _NONE, epoch: this.#epoch, listeners: new Set() };
+      entry = { caps: _NONE, epoch: this.#epoch, regs: new Map() };
       this.#users.set(user, entry);
     }
-    entry.listeners.add(listener);
+    const reg: _Reg = { user, listener, claims: opts.claims, deps: new Set() };
+    entry.regs.set(listener, reg);
     try {
       if (!this.#connected || this.#src.nc.isClosed()) {
         throw new Error("NATS is disconnected: capabilities cannot be read");
       }
       entry.loading ??= this.#load(user, entry);
       await entry.loading;
-      return entry.caps;
+      await this.#bind(reg);
+      return this.#view(entry);
     } catch (err) {
       this.release(user, listener);
       throw err;
@@ -326,12 +524,31 @@ export class CapabilityStore {
     }
   }
 
+  /**
+   * New claims for a session (a token refresh): it holds the roles they name from now on; resolves
+   * with the view once those roles are loaded.
+   */
+  async updateClaims(
+    user: string,
+    listener: CapabilityListener,
+    claims: Readonly<Record<string, unknown>> | undefined,
+  ): Promise<CapabilityView | undefined> {
+    const entry = this.#users.get(user);
+    const reg = entry?.regs.get(listener);
+    if (!entry || !reg) return undefined;
+    reg.claims = claims;
+    await this.#bind(reg);
+    return this.#view(entry);
+  }
+
   /** Removes a listener; the user's entry goes with its last listener. */
   release(user: string, listener: CapabilityListener): void {
     const entry = this.#users.get(user);
     if (!entry) return;
-    entry.listeners.delete(listener);
-    if (entry.listeners.size === 0) this.#users.delete(user);
+    const reg = entry.regs.get(listener);
+    if (reg) { for (const name of reg.deps) this.#unhold(name, reg); }
+    entry.regs.delete(listener);
+    if (entry.regs.size === 0) this.#users.delete(user);
   }
 
   /** Stops the watch. */
@@ -340,6 +557,8 @@ export class CapabilityStore {
     this.#feed?.close();
     this.#statusStop?.();
     this.#users.clear();
+    this.#roles.clear();
+    this.#roleDocs.clear();
   }
 }
 

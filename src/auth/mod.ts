@@ -1,5 +1,6 @@
-/** Who may do what: token verification and minting, user keys, the capability document and
- * the live capability store read from the auth KV bucket. Fails closed.
+/** Who may do what: token verification and minting, user keys, the capability document, roles
+ * and templates, effective capabilities, and the live capability store read from the auth KV
+ * bucket. Fails closed.
  * @module */
 
 export * from "./verify.ts";
@@ -7,3 +8,6 @@ export * from "./mint.ts";
 export * from "./user_key.ts";
 export * from "./capabilities.ts";
 export * from "./capability_store.ts";
+export * from "./roles.ts";
+export * from "./templates.ts";
+export * from "./effective.ts";

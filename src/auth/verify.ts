@@ -37,6 +37,8 @@ export interface VerifiedToken {
   /** Expiry, seconds since the epoch, or null when the token has no `exp` (only accepted with
    * `requireExp: false`). */
   exp: number | null;
+  /** Every claim of the token (for `{claim:NAME}` templates and `--jwt-roles-claim`). */
+  claims: Readonly<Record<string, unknown>>;
 }
 
 /** Verifies a token; rejects with `unauthorized` on any failure. */
@@ -116,7 +118,7 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
       // Also refuses ids that cannot be a capability key (lone surrogates, too long encoded).
       throw new GatewayError("unauthorized", "token has no valid sub claim");
     }
-    return { user, exp };
+    return { user, exp, claims: Object.freeze({ ...payload }) };
   };
 }
 

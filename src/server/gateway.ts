@@ -11,6 +11,7 @@ import {
   type VerifiedToken,
 } from "../auth/verify.ts";
 import { CapabilityStore } from "../auth/capability_store.ts";
+import { validateRoleName } from "../auth/roles.ts";
 import { CloseCode, GatewayError } from "../protocol/errors.ts";
 import {
   CONTROL_PREFIX,
@@ -60,6 +61,10 @@ export interface GatewayOptions {
   nc?: NatsConnection;
   /** Auth bucket (default `auth`), created when missing. */
   authBucket?: string;
+  /** A role every authenticated user holds (`--default-role`). */
+  defaultRole?: string;
+  /** A token claim listing role names that apply too, if they exist (`--jwt-roles-claim`). */
+  jwtRolesClaim?: string;
   /** HS256 secret. */
   jwtSecret?: string;
   /** PEM public key (RS256, ES256 or EdDSA). */
@@ -281,6 +286,9 @@ export class Gateway {
     const bucket = opts.authBucket ?? "auth";
     const bucketErr = validateBucketName(bucket);
     if (bucketErr) throw new Error(`invalid auth bucket name: ${bucketErr}`);
+    const roleErr = opts.defaultRole === undefined ? null : validateRoleName(opts.defaultRole);
+    if (roleErr) throw new Error(`invalid default role: ${roleErr}`);
+    if (opts.jwtRolesClaim === "") throw new Error("invalid roles claim: empty");
     const ownsNc = !opts.nc;
     const nc = opts.nc ?? await connect({
       servers: opts.nats ?? ["nats://127.0.0.1:4222"],
@@ -293,7 +301,11 @@ export class Gateway {
     });
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 10 });
-      const store = await CapabilityStore.open(kv, log, { nc, bucket });
+      const store = await CapabilityStore.open(kv, log, {
+        nc,
+        bucket,
+        policy: { defaultRole: opts.defaultRole, rolesClaim: opts.jwtRolesClaim },
+      });
       const limits: SessionLimits = { ...DEFAULT_LIMITS, ...opts.limits };
       const runtime: GatewayRuntime = { nc, log, limits };
       const verify = await createTokenVerifier({
