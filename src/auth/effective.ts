@@ -14,6 +14,20 @@ import {
 } from "./capabilities.ts";
 import { type HeldRole, heldRoles, type RolePolicy, type RoleVia } from "./roles.ts";
 import { expandPattern, type TemplateContext } from "./templates.ts";
+import { validateKvKey, validateSubject } from "../protocol/subject.ts";
+
+/** The pattern a template expands to when it is still a valid pattern (a long value can make it
+ * too long), else null: it grants nothing and is not shown. */
+function _expand(
+  template: string,
+  ctx: TemplateContext,
+  validate: (p: string) => string | null,
+): string | null {
+  const p = expandPattern(template, ctx);
+  return p === null || (p !== template && validate(p) !== null) ? null : p;
+}
+
+const _kvKey = (p: string) => validateKvKey(p);
 
 /** What effective capabilities are computed from. */
 export interface EffectiveInput extends TemplateContext {
@@ -71,7 +85,7 @@ function _addList(
   if (!Array.isArray(list)) return;
   const dst = out[field] ??= [];
   for (const template of list) {
-    const pattern = expandPattern(template, ctx);
+    const pattern = _expand(template, ctx, validateSubject);
     if (pattern === null) continue;
     if (!dst.includes(pattern)) dst.push(pattern);
     grants.push({ field, pattern, template, source });
@@ -100,7 +114,7 @@ function _addScoped(
     }
     const pats = dst[scope];
     for (const template of Array.isArray(list) ? list : []) {
-      const pattern = expandPattern(template, ctx);
+      const pattern = _expand(template, ctx, field === "buckets" ? _kvKey : validateSubject);
       if (pattern === null) continue;
       if (!pats.includes(pattern)) pats.push(pattern);
       grants.push({ field, scope, pattern, template, source });

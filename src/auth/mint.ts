@@ -16,11 +16,13 @@ export interface MintOptions {
   issuer?: string;
   /** `aud` claim. */
   audience?: string;
+  /** More claims (for templates and a roles claim); `sub`, `exp`, `iat` are set from the rest. */
+  claims?: Record<string, unknown>;
 }
 
 /** Mints an HS256 JWT. */
 export async function mintToken(opts: MintOptions): Promise<string> {
-  const jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" })
+  const jwt = new SignJWT({ ...opts.claims }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(opts.user).setIssuedAt();
   const ttl = opts.ttlSeconds === undefined ? 3600 : opts.ttlSeconds;
   if (ttl !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttl);

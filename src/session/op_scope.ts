@@ -57,6 +57,8 @@ export interface OpScope {
   authenticate(token: string, env: ClientEnvelope, ctx: ErrorContext): void;
   /** Sets the token expiry (and its timer). */
   setExpiry(exp: number | null): void;
+  /** Applies a refreshed token's claims (held roles, `{claim:NAME}` templates). */
+  refreshClaims(claims: Readonly<Record<string, unknown>>): void;
   /** Queues any envelope. */
   send(envelope: string): boolean;
   /** Answers the op with a `reply` (when it has an inbox). */

@@ -54,6 +54,7 @@ function opAuth(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
     // one; a token with exp sets it, earlier or later.
     const exp = v.exp ?? s.exp;
     s.setExpiry(exp);
+    s.refreshClaims(v.claims);
     s.emit("auth_refresh", { exp });
     s.reply(env, { user: v.user, exp });
   }, (err) => {

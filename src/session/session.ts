@@ -5,8 +5,8 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { VerifiedToken } from "../auth/verify.ts";
-import type { Capabilities } from "../auth/capabilities.ts";
-import type { CapabilityStore, UserCapabilities } from "../auth/capability_store.ts";
+import type { CapabilityStore, CapabilityView } from "../auth/capability_store.ts";
+import { type EffectiveCapabilities, effectiveCapabilities } from "../auth/effective.ts";
 import {
   type ClientEnvelope,
   isFailure,
@@ -108,13 +108,15 @@ export class Session {
   #out: OutboundQueue;
   #bucket: TokenBucket;
   #subs = new SessionSubscriptions();
-  #caps: UserCapabilities | undefined;
+  #view: CapabilityView | undefined;
+  #caps: EffectiveCapabilities | undefined;
+  #claims: Readonly<Record<string, unknown>> | undefined;
   #exp: number | null = null;
   #authTimer?: ReturnType<typeof setTimeout>;
   #expTimer?: ReturnType<typeof setTimeout>;
   #pendingCmds = 0;
   #backlog: Array<ClientEnvelope> = [];
-  #capListener = (caps: UserCapabilities) => this.#onCapabilities(caps);
+  #capListener = (view: CapabilityView) => this.#onCapabilities(view);
   #holdsSlot = false;
   #scope: OpScope;
 
@@ -179,6 +181,7 @@ export class Session {
       verify: (token) => ctx.verify(token),
       authenticate: (token, env, ectx) => this.#beginAuth(token, env, ectx),
       setExpiry: (exp) => this.#setExpiry(exp),
+      refreshClaims: (claims) => this.#refreshClaims(claims),
       send: (e) => this.send(e),
       reply: (env, data) => this.#ack(env, data),
       fail: (err, ectx) => this.#fail(err, ectx),
@@ -378,17 +381,19 @@ export class Session {
     }
     this.#holdsSlot = true;
     this.user = v.user;
-    this.context.store.acquire(v.user, this.#capListener).then((caps) => {
+    this.#claims = v.claims;
+    const acquired = this.context.store.acquire(v.user, this.#capListener, { claims: v.claims });
+    acquired.then((view) => {
       if (this.#state === "closed") {
         this.context.store.release(v.user, this.#capListener);
         return;
       }
-      this.#caps = caps;
+      const caps = this.#evaluate(view);
       this.#state = "open";
       this.#ws.maxMessageBytes = this.context.limits.maxFrameBytes;
       this.#setExpiry(v.exp);
       if (env?.inbox !== undefined) this.send(_reply(env, { user: v.user, exp: v.exp }));
-      this.send(this.#capUpdate(caps.doc, []));
+      this.send(this.#capUpdate(caps, []));
       this.context.emit(this, "connect", {});
       const backlog = this.#backlog;
       this.#backlog = [];
@@ -424,29 +429,67 @@ export class Session {
 
   // ---- capabilities ----
 
-  /** The current capabilities (none before authentication). */
-  get capabilities(): UserCapabilities | undefined {
+  /** The current effective capabilities (none before authentication). */
+  get capabilities(): EffectiveCapabilities | undefined {
     return this.#caps;
   }
 
-  #capUpdate(doc: Capabilities, revoked: string[]): string {
+  /** This session's effective capabilities under `view` (docs/protocol.md section 5). */
+  #evaluate(view: CapabilityView): EffectiveCapabilities {
+    this.#view = view;
+    this.#caps = effectiveCapabilities({
+      user: this.user!,
+      session: this.id,
+      claims: this.#claims,
+      userDoc: view.doc,
+      roles: view.roles,
+      policy: view.policy,
+      compile: this.context.store.compileOptions,
+    });
+    return this.#caps;
+  }
+
+  #capUpdate(caps: EffectiveCapabilities, revoked: string[]): string {
     return JSON.stringify({
       v: 1,
       op: "cap_update",
-      data: { capabilities: doc, session: this.id, user: this.user, revoked },
+      data: {
+        capabilities: caps.capabilities,
+        roles: caps.roles,
+        session: this.id,
+        user: this.user,
+        revoked,
+      },
     });
   }
 
-  #onCapabilities(caps: UserCapabilities): void {
-    if (this.#state !== "open") {
-      this.#caps = caps;
-      return;
-    }
-    this.#caps = caps;
+  /** The user document or a held role changed: re-check every subscription, tell the client. */
+  #onCapabilities(view: CapabilityView, onlyIfChanged = false): void {
+    const before = this.#caps;
+    const caps = this.#evaluate(view);
+    if (this.#state !== "open") return;
+    if (
+      onlyIfChanged && before &&
+      JSON.stringify([before.capabilities, before.roles]) ===
+        JSON.stringify([caps.capabilities, caps.roles])
+    ) return;
     const revoked = this.#subs.revoke(caps.set);
-    this.send(this.#capUpdate(caps.doc, revoked));
-    this.context.emit(this, "cap_update", { revision: caps.revision, revoked });
+    this.send(this.#capUpdate(caps, revoked));
+    this.context.emit(this, "cap_update", { revision: view.revision, revoked });
     if (revoked.length > 0) this.context.emit(this, "revoke", { revoked });
+  }
+
+  /** A refreshed token's claims: they may change held roles and expanded templates. */
+  #refreshClaims(claims: Readonly<Record<string, unknown>>): void {
+    if (this.user === undefined) return;
+    this.#claims = claims;
+    this.context.store.updateClaims(this.user, this.#capListener, claims).then((view) => {
+      if (view && this.#state === "open") this.#onCapabilities(view, true);
+    }, (err) => {
+      // Roles the token no longer names are dropped all the same; new ones grant nothing yet.
+      this.context.log.warn("cannot read the roles of a refreshed token", { error: err });
+      if (this.#view && this.#state === "open") this.#onCapabilities(this.#view, true);
+    });
   }
 
   #ack(env: ClientEnvelope, data: unknown): void {
