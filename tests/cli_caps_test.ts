@@ -1,5 +1,6 @@
-/** `natsgate caps` as a real subprocess against a real nats-server: every subcommand, bad input,
- * compare-and-set conflicts and `$EDITOR` round trips (editor scripts written to a temp dir).
+/** `natsgate caps` against a real nats-server: every subcommand, bad input, missing buckets and
+ * users (`--create`), confirmation of destructive actions, the audit view (history and seed
+ * diffs), `--json`, compare-and-set conflicts and `$EDITOR` round trips (editor scripts in a temp dir).
  * @module */
 
 import assert from "node:assert/strict";
@@ -72,6 +73,12 @@ class Fixture {
   }
 }
 
+async function bucketNames(nc: NatsConnection): Promise<string[]> {
+  const names: string[] = [];
+  for await (const s of new Kvm(nc).list()) names.push(s.bucket);
+  return names;
+}
+
 function ok(r: Run): Run {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   return r;
@@ -100,7 +107,8 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
     await t.step("set from --json, --file and stdin; get pretty and --json", async () => {
       const doc = { subjects: ["chat.room.*"], publish: ["chat.room.1"] };
       const r = ok(await f.run(["caps", "set", "alice", "--json", JSON.stringify(doc)]));
-      assert.match(r.stdout, /set capabilities of alice \(revision \d+\)/);
+      assert.equal(r.stdout, "", "a summary, no data");
+      assert.match(r.stderr, /set capabilities of alice \(revision \d+\)/);
       assert.deepEqual(await f.doc("alice"), doc);
 
       const got = ok(await f.run(["caps", "get", "alice"]));
@@ -166,6 +174,7 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
             "todos=user.frank.>",
             "--stream",
             "CHAT=chat.>",
+            "--create",
           ]),
         );
         const again = ok(
@@ -182,7 +191,8 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
         });
         const rev = await f.revision("frank");
         const same = ok(await f.run(["caps", "grant", "frank", "--subject", "news.*"]));
-        assert.match(same.stdout, /nothing to grant/);
+        assert.equal(same.stdout, "");
+        assert.match(same.stderr, /nothing to grant/);
         assert.equal(await f.revision("frank"), rev, "no write when nothing changes");
 
         const r = ok(
@@ -222,7 +232,7 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
     await t.step("concurrent grants both land (compare-and-set with retry)", async () => {
       const subjects = Array.from({ length: 4 }, (_, i) => `race.${i}`);
       const runs = await Promise.all(
-        subjects.map((s) => f.run(["caps", "grant", "gina", "--subject", s])),
+        subjects.map((s) => f.run(["caps", "grant", "gina", "--subject", s, "--create"])),
       );
       for (const r of runs) ok(r);
       const doc = await f.doc("gina") as { subjects: string[] };
@@ -234,10 +244,12 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
       ok(await f.run(["caps", "set", odd, "--json", '{"subjects":["x.>"]}']));
       await f.kv.put(userKey("broken"), "{not json");
       const r = ok(await f.run(["caps", "list"]));
-      assert.match(r.stdout, /^USER\s+REV\s+CAPABILITIES$/m);
-      assert.match(r.stdout, /^alice\s+\d+\s+subjects 1, publish 1, commands 0, buckets 0/m);
-      assert.ok(r.stdout.includes(odd), r.stdout);
-      assert.match(r.stdout, /^broken\s+\d+\s+INVALID/m);
+      // Piped: tab-separated rows, no header; the count on stderr.
+      assert.doesNotMatch(r.stdout, /USER/);
+      assert.match(r.stdout, /^alice\t\d+\tsubjects 1, publish 1, commands 0, buckets 0/m);
+      assert.ok(r.stdout.split("\n").some((l) => l.split("\t")[0] === odd), r.stdout);
+      assert.match(r.stdout, /^broken\t\d+\tINVALID/m);
+      assert.match(r.stderr, /^\d+ users in bucket auth, 1 invalid \(they grant nothing\)$/m);
       const j = JSON.parse(ok(await f.run(["caps", "list", "--json"])).stdout) as Array<
         { user: string; key: string; valid: boolean; capabilities: unknown }
       >;
@@ -253,42 +265,75 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
       fails(await f.run(["caps", "delete", "hank"]), 1, /refusing to delete .*--yes/);
       assert.deepEqual(await f.doc("hank"), { subjects: ["h.>"] });
       const r = ok(await f.run(["caps", "delete", "hank", "--yes"]));
-      assert.match(r.stdout, /deleted capabilities of hank/);
+      assert.match(r.stderr, /deleted capabilities of hank/);
       assert.equal(await f.doc("hank"), null);
       fails(await f.run(["caps", "get", "hank"]), 1, /no capabilities for hank/);
       fails(await f.run(["caps", "delete", "hank", "--yes"]), 1, /no capabilities for hank/);
     });
 
-    await t.step("history lists revisions with time and operation", async () => {
-      ok(await f.run(["caps", "set", "ivy", "--json", '{"subjects":["a"]}']));
-      ok(await f.run(["caps", "grant", "ivy", "--publish", "b"]));
-      ok(await f.run(["caps", "delete", "ivy", "--yes"]));
+    await t.step("history: patterns added and removed per revision, who and when", async () => {
+      const as = (actor: string) => ({ env: { NATSGATE_ACTOR: actor } });
+      ok(await f.run(["caps", "set", "ivy", "--json", '{"subjects":["a"]}'], as("ada@desk")));
+      ok(await f.run(["caps", "grant", "ivy", "--publish", "b", "--bucket", "todos=t.>"]));
+      ok(await f.run(["caps", "revoke", "ivy", "--subject", "a"], as("bob@ci")));
+      await f.kv.put(userKey("ivy"), '{"publish":["b"],"commands":["c"]}'); // another tool
+      ok(await f.run(["caps", "delete", "ivy", "--yes"], as("ada@desk")));
       const r = ok(await f.run(["caps", "history", "ivy"]));
-      const rows = r.stdout.trim().split("\n").slice(1);
-      assert.equal(rows.length, 3, r.stdout);
-      assert.match(rows[0], /^\s*\d+\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+PUT\s+subjects 1, publish 0/);
-      assert.match(rows[1], /PUT\s+subjects 1, publish 1/);
-      assert.match(rows[2], /DEL$/);
+      // Piped: one tab-separated row per change: REV TIME OP BY CHANGE.
+      const rows = r.stdout.trimEnd().split("\n").map((l) => l.split("\t"));
+      assert.deepEqual(rows.map((c) => [c[2], c[3], c[4]]), [
+        ["PUT", "ada@desk", "+ subjects a"],
+        ["PUT", rows[1][3], "+ buckets todos=t.>"],
+        ["PUT", rows[1][3], "+ publish b"],
+        ["PUT", "bob@ci", "- subjects a"],
+        ["PUT", "-", "- buckets todos=t.>"],
+        ["PUT", "-", "+ commands c"],
+        ["DEL", "ada@desk", "- commands c"],
+        ["DEL", "ada@desk", "- publish b"],
+      ], r.stdout);
+      assert.match(rows[1][3], /.+/, "the default actor is user@host");
+      for (const c of rows) assert.ok(!Number.isNaN(Date.parse(c[1])), c[1]);
+      assert.equal(new Set(rows.map((c) => c[0])).size, 5, "five revisions");
+
       const j = JSON.parse(ok(await f.run(["caps", "history", "ivy", "--json"])).stdout);
-      assert.deepEqual(j.map((e: { operation: string }) => e.operation), ["PUT", "PUT", "DEL"]);
-      assert.deepEqual(j[1].capabilities, { subjects: ["a"], publish: ["b"] });
+      assert.deepEqual(j.map((e: { operation: string }) => e.operation), [
+        "PUT",
+        "PUT",
+        "PUT",
+        "PUT",
+        "DEL",
+      ]);
+      assert.deepEqual(j[1].added, { buckets: { todos: ["t.>"] }, publish: ["b"] });
+      assert.deepEqual(j[1].removed, {});
+      assert.deepEqual(j[1].capabilities, {
+        subjects: ["a"],
+        publish: ["b"],
+        buckets: { todos: ["t.>"] },
+      });
+      assert.deepEqual([j[2].actor, j[2].removed], ["bob@ci", { subjects: ["a"] }]);
+      assert.equal(j[3].actor, null, "written without the CLI: no actor");
+      assert.deepEqual(j[4].removed, { commands: ["c"], publish: ["b"] });
       assert.ok(!Number.isNaN(Date.parse(j[0].time)));
-      fails(await f.run(["caps", "history", "nobody"]), 1, /no capabilities for nobody/);
+      fails(await f.run(["caps", "history", "nobody"]), 1, /no capabilities for nobody$/);
     });
 
-    await t.step("seed: validated whole, --dry-run diff, --replace", async () => {
+    await t.step("seed: validated whole, --dry-run diff per user, --replace", async () => {
       const bucket = ["--auth-bucket", "seedtest"];
       const bad = `${tmp}/bad-seed.json`;
       await Deno.writeTextFile(
         bad,
         JSON.stringify({ ok1: { subjects: ["a.>"] }, bad1: { subjects: ["a b"] } }),
       );
-      fails(await f.run(["caps", "seed", bad, ...bucket]), 1, /"bad1": subjects\[0\]/);
-      fails(await f.run(["caps", "seed", "-", ...bucket], { stdin: "[1]" }), 1, /JSON object/);
-      const kvm = new Kvm(f.nc);
-      const names: string[] = [];
-      for await (const s of kvm.list()) names.push(s.bucket);
-      assert.ok(!names.includes("seedtest"), "nothing written, not even the bucket");
+      fails(await f.run(["caps", "seed", bad, ...bucket, "--create"]), 1, /"bad1": subjects\[0\]/);
+      fails(
+        await f.run(["caps", "seed", "-", ...bucket, "--create"], { stdin: "[1]" }),
+        1,
+        /JSON object/,
+      );
+      assert.ok(
+        !(await bucketNames(f.nc)).includes("seedtest"),
+        "nothing written, not even the bucket",
+      );
 
       const seed1 = `${tmp}/seed1.json`;
       await Deno.writeTextFile(
@@ -299,19 +344,43 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
           u3: {},
         }),
       );
-      const dry = ok(await f.run(["caps", "seed", seed1, "--dry-run", ...bucket]));
-      assert.match(dry.stdout, /^\+ u1$/m);
-      assert.match(dry.stdout, /would seed: 3 added, 0 changed, 0 removed, 0 unchanged/);
-      const first = ok(await f.run(["caps", "seed", seed1, ...bucket]));
-      assert.match(first.stdout, /seeded: 3 added/);
-      const kv = await kvm.open("seedtest");
+      fails(
+        await f.run(["caps", "seed", seed1, "--dry-run", ...bucket]),
+        1,
+        /auth bucket seedtest does not exist \(from --auth-bucket\); pass --create/,
+      );
+      const dry = ok(await f.run(["caps", "seed", seed1, "--dry-run", "--create", ...bucket]));
+      assert.equal(dry.stdout, "+ u1\n    + subjects u1.>\n+ u2\n    + publish u2.x\n+ u3\n");
+      assert.match(dry.stderr, /would seed \(would create bucket seedtest\): 3 added, 0 changed/);
+      assert.ok(!(await bucketNames(f.nc)).includes("seedtest"), "a dry run creates nothing");
+      const first = ok(await f.run(["caps", "seed", seed1, "--create", ...bucket]));
+      assert.match(first.stderr, /seeded: 3 added/);
+      const kv = await new Kvm(f.nc).open("seedtest");
       assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.x"] });
 
       const seed2 = `${tmp}/seed2.json`;
       await Deno.writeTextFile(
         seed2,
-        JSON.stringify({ u1: { subjects: ["u1.>"] }, u2: { publish: ["u2.y"] }, u4: {} }),
+        JSON.stringify({
+          u1: { subjects: ["u1.>"] },
+          u2: { publish: ["u2.y"], buckets: { todos: ["u2.>"] } },
+          u4: {},
+        }),
       );
+      const text = ok(await f.run(["caps", "seed", seed2, "--replace", "--dry-run", ...bucket]));
+      assert.equal(
+        text.stdout,
+        [
+          "+ u4",
+          "~ u2",
+          "    + buckets todos=u2.>",
+          "    - publish u2.x",
+          "    + publish u2.y",
+          "- u3",
+          "",
+        ].join("\n"),
+      );
+      assert.match(text.stderr, /would seed: 1 added, 1 changed, 1 removed, 1 unchanged/);
       const plan = JSON.parse(
         ok(await f.run(["caps", "seed", seed2, "--replace", "--dry-run", "--json", ...bucket]))
           .stdout,
@@ -322,15 +391,106 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
         removed: ["u3"],
         unchanged: ["u1"],
         dry_run: true,
+        changes: {
+          u2: {
+            added: { buckets: { todos: ["u2.>"] }, publish: ["u2.y"] },
+            removed: { publish: ["u2.x"] },
+          },
+          u4: { added: {}, removed: {} },
+          u3: { added: {}, removed: {} },
+        },
       });
       assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.x"] }, "dry run");
+
+      // --replace removes users: refused without a terminal unless --yes, and nothing is written.
+      fails(
+        await f.run(["caps", "seed", seed2, "--replace", ...bucket]),
+        1,
+        /refusing to remove users with seed --replace without confirmation: pass --yes/,
+      );
+      assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.x"] }, "refused");
+      assert.equal(await kv.get(userKey("u4")), null, "refused: not even the additions");
+
       const noReplace = ok(await f.run(["caps", "seed", seed2, "--json", ...bucket]));
       assert.deepEqual(JSON.parse(noReplace.stdout).removed, []);
       assert.ok((await kv.get(userKey("u3")))?.operation === "PUT", "u3 kept without --replace");
-      ok(await f.run(["caps", "seed", seed2, "--replace", ...bucket]));
+      ok(await f.run(["caps", "seed", seed2, "--replace", "--yes", ...bucket]));
       assert.equal((await kv.get(userKey("u3")))?.operation, "DEL");
-      assert.deepEqual((await kv.get(userKey("u2")))!.json(), { publish: ["u2.y"] });
+      assert.deepEqual((await kv.get(userKey("u2")))!.json(), {
+        publish: ["u2.y"],
+        buckets: { todos: ["u2.>"] },
+      });
       assert.deepEqual((await kv.get(userKey("u4")))!.json(), {});
+    });
+
+    await t.step(
+      "writes to a missing bucket fail unless --create; nothing is created",
+      async () => {
+        const typo = ["--auth-bucket", "auht"];
+        const want =
+          /^natsgate: auth bucket auht does not exist \(from --auth-bucket\); pass --create to create it$/;
+        fails(await f.run(["caps", "set", "zed", "--json", "{}", ...typo]), 1, want);
+        fails(await f.run(["caps", "grant", "zed", "--subject", "z", ...typo]), 1, want);
+        fails(await f.run(["caps", "edit", "zed", ...typo], { env: { EDITOR: "true" } }), 1, want);
+        const never = /^natsgate: auth bucket auht does not exist \(from --auth-bucket\)$/;
+        fails(await f.run(["caps", "revoke", "zed", "--subject", "z", ...typo]), 1, never);
+        fails(await f.run(["caps", "delete", "zed", "--yes", ...typo]), 1, never);
+        const unknown = await f.run(["caps", "revoke", "zed", "--subject", "z", "--create"]);
+        assert.notEqual(unknown.code, 0, "revoke has no --create");
+        assert.match(unknown.stderr, /unknown option '--create'/);
+        assert.ok(!(await bucketNames(f.nc)).includes("auht"), "no bucket auht");
+
+        const made = ok(await f.run(["caps", "set", "zed", "--json", "{}", "--create", ...typo]));
+        assert.match(made.stderr, /created auth bucket auht/);
+        assert.ok((await bucketNames(f.nc)).includes("auht"));
+        const env = { env: { NATSGATE_AUTH_BUCKET: "auht2" } };
+        fails(
+          await f.run(["caps", "set", "zed", "--json", "{}"], env),
+          1,
+          /auth bucket auht2 does not exist \(from NATSGATE_AUTH_BUCKET\); pass --create/,
+        );
+      },
+    );
+
+    await t.step("grant to a user with no document fails unless --create", async () => {
+      fails(
+        await f.run(["caps", "grant", "alcie", "--subject", "x"]),
+        1,
+        /^natsgate: no capabilities for alcie; pass --create to grant to a new user$/,
+      );
+      assert.equal(await f.kv.get(userKey("alcie")), null, "the typo created nobody");
+      const r = ok(await f.run(["caps", "grant", "newcomer", "--subject", "x", "--create"]));
+      assert.equal(r.stdout, "+ subjects x\n");
+      assert.deepEqual(await f.doc("newcomer"), { subjects: ["x"] });
+    });
+
+    await t.step("reads of a missing bucket fail clearly, never 'no users'", async () => {
+      const typo = ["--auth-bucket", "doesnotexist"];
+      const want = /^natsgate: auth bucket doesnotexist does not exist \(from --auth-bucket\)$/;
+      for (
+        const args of [
+          ["list"],
+          ["list", "--json"],
+          ["get", "alice"],
+          ["history", "alice"],
+          ["check", "alice", "sub", "a"],
+        ]
+      ) {
+        const r = await f.run(["caps", ...args, ...typo]);
+        fails(r, 1, want);
+        assert.equal(r.stdout, "", args.join(" "));
+      }
+      const empty = await bucketNames(f.nc);
+      assert.ok(!empty.includes("doesnotexist"), "reads create nothing");
+      // An existing but empty bucket is not an error.
+      await new Kvm(f.nc).create("emptyauth");
+      const r = ok(await f.run(["caps", "list", "--auth-bucket", "emptyauth"]));
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /no users in bucket emptyauth/);
+      assert.equal(
+        ok(await f.run(["caps", "list", "--json", "--auth-bucket", "emptyauth"])).stdout,
+        "[]\n",
+      );
     });
 
     await t.step(
@@ -423,7 +583,7 @@ if [ $n -eq 1 ]; then printf '{"subjects": ["k >"], "nope": 1}' > "$1"
 else printf '// a comment line\\n{"subjects": ["k.>", "kim.*"]}' > "$1"; fi`,
       );
       const r = ok(await f.run(["caps", "edit", "kim"], { env: { EDITOR: editor } }));
-      assert.match(r.stdout, /saved capabilities of kim/);
+      assert.match(r.stderr, /saved capabilities of kim/);
       const seen1 = await Deno.readTextFile(`${dir}/seen1`);
       assert.ok(seen1.includes('"k.>"'), "the editor got the current document");
       const seen2 = await Deno.readTextFile(`${dir}/seen2`);
@@ -463,7 +623,7 @@ else printf '// a comment line\\n{"subjects": ["k.>", "kim.*"]}' > "$1"; fi`,
       const editor = await editorScript(
         dir,
         "race.sh",
-        `"${Deno.execPath()}" run -A "${ROOT}main.ts" caps set max --json '{"subjects":["theirs.>"]}'
+        `"${Deno.execPath()}" run -A "${ROOT}main.ts" caps set max --json '{"subjects":["theirs.>"]}' 2>/dev/null
 echo '{"subjects": ["mine.>"]}' > "$1"`,
       );
       const r = await f.run(["caps", "edit", "max"], { env: { EDITOR: editor } });
@@ -475,10 +635,16 @@ echo '{"subjects": ["mine.>"]}' > "$1"`,
       await Deno.remove(kept);
     });
 
-    await t.step("edit creates a missing user", async () => {
+    await t.step("edit creates a missing user only with --create", async () => {
       const dir = await Deno.makeTempDir({ dir: tmp });
       const editor = await editorScript(dir, "new.sh", `echo '{"commands": ["n.x"]}' > "$1"`);
-      ok(await f.run(["caps", "edit", "newbie"], { env: { EDITOR: editor } }));
+      fails(
+        await f.run(["caps", "edit", "newbie"], { env: { EDITOR: editor } }),
+        1,
+        /no capabilities for newbie; pass --create to start a new document/,
+      );
+      assert.equal(await f.kv.get(userKey("newbie")), null);
+      ok(await f.run(["caps", "edit", "newbie", "--create"], { env: { EDITOR: editor } }));
       assert.deepEqual(await f.doc("newbie"), { commands: ["n.x"] });
     });
 

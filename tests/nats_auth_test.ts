@@ -131,7 +131,7 @@ class Fixture {
 /** Sets user `u`'s capabilities with the `caps` CLI and the given NATS flags; checks them back. */
 async function setCapsWithCli(f: Fixture, flags: string[], env: Record<string, string> = {}) {
   const set = ok(await f.caps(["set", "u", "--json", JSON.stringify(CAPS), ...flags], env));
-  assert.match(set.stdout, /set capabilities of u/);
+  assert.match(set.stderr, /set capabilities of u/);
   const e = await (await new Kvm(f.nc).open("auth")).get(userKey("u"));
   assert.deepEqual(e?.json(), CAPS);
   const got = ok(await f.caps(["get", "u", "--json", ...flags], env));

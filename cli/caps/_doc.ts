@@ -84,6 +84,7 @@ export function summary(text: string | null): string {
 
 /** Reads a document from exactly one of `--json`, `--file` or `-` (stdin). */
 export async function readSource(
+  ctx: { readText(): Promise<string> },
   o: { json?: string; file?: string },
   source?: string,
 ): Promise<string> {
@@ -98,7 +99,7 @@ export async function readSource(
   }
   const path = o.file ?? "-";
   try {
-    if (path === "-") return await new Response(Deno.stdin.readable).text();
+    if (path === "-") return await ctx.readText();
     return await Deno.readTextFile(path);
   } catch (err) {
     throw new CliError(`cannot read ${path === "-" ? "stdin" : path}: ${message(err)}`);

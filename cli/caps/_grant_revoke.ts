@@ -1,27 +1,28 @@
 /** The shared body of `caps grant` and `caps revoke`: flags, validation and the compare-and-set
- * loop that retries when another writer wins.
+ * loop that retries when another writer wins. Neither creates anything unless `grant --create`.
  * @module */
 
 import { Option } from "@commander-js/extra-typings";
 import type { Capabilities } from "../../src/auth/capabilities.ts";
 import { CliError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
-import { type BucketFlags, capsSubcommand } from "./_command.ts";
+import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
 import { applyDelta, collect, type Delta, deltaDoc, deltaLines, pairs } from "./_delta.ts";
 import { parseStored, serialize, validateValue } from "./_doc.ts";
-import {
-  CAS_ATTEMPTS,
-  concurrent,
-  isCasConflict,
-  openForUser,
-  openKv,
-  read,
-  writeCas,
-} from "./_kv.ts";
+import { type Ctx, paint } from "./_io.ts";
+import { CAS_ATTEMPTS, concurrent, isCasConflict, MissingUserError } from "./_kv.ts";
+
+/** Flags of grant and revoke. */
+interface _Flags extends BucketFlags {
+  json?: boolean;
+  create?: boolean;
+}
 
 /** Grant or revoke `d` for `user`, printing what really changed. */
 export async function grantOrRevoke(
-  o: BucketFlags & { json?: boolean },
+  ctx: Ctx,
+  cmd: SourceHolder,
+  o: _Flags,
   user: string,
   d: Delta,
   mode: "grant" | "revoke",
@@ -34,11 +35,11 @@ export async function grantOrRevoke(
   }
   validateValue(deltaDoc(d), `${mode}`);
   await withNats(o, async (nc) => {
-    const kv = mode === "grant"
-      ? (await openKv(nc, o.authBucket, true))!
-      : await openForUser(nc, o.authBucket, user);
+    const bucket = mode === "grant"
+      ? await openBucket(nc, ctx, o, cmd, "write", o.create)
+      : await openBucket(nc, ctx, o, cmd, "existing");
     for (let attempt = 1;; attempt++) {
-      const cur = await read(kv, user);
+      const cur = await bucket.read(user);
       let doc: Capabilities = {};
       if (cur.text !== null) {
         const parsed = parseStored(cur.text);
@@ -50,7 +51,9 @@ export async function grantOrRevoke(
         }
         doc = JSON.parse(cur.text) as Capabilities;
       } else if (mode === "revoke") {
-        throw new CliError(`no capabilities for ${user}`);
+        throw new MissingUserError(user);
+      } else if (!o.create) {
+        throw new MissingUserError(user, "pass --create to grant to a new user");
       }
       const { doc: next, changed } = applyDelta(doc, d, mode);
       const lines = deltaLines(changed);
@@ -58,7 +61,7 @@ export async function grantOrRevoke(
       if (lines.length > 0) {
         validateValue(next);
         try {
-          revision = await writeCas(kv, user, serialize(next), cur.revision);
+          revision = await bucket.write(user, serialize(next), cur.revision);
         } catch (err) {
           if (!isCasConflict(err)) throw err;
           if (attempt >= CAS_ATTEMPTS) throw concurrent(user, `${attempt} attempts`);
@@ -66,7 +69,7 @@ export async function grantOrRevoke(
         }
       }
       if (o.json) {
-        console.log(JSON.stringify({
+        ctx.print(JSON.stringify({
           user,
           revision,
           changed: lines.length > 0,
@@ -74,28 +77,26 @@ export async function grantOrRevoke(
           capabilities: next,
         }));
       } else if (lines.length === 0) {
-        console.log(
+        ctx.note(
           `${user}: nothing to ${mode} (${mode === "grant" ? "already granted" : "not granted"})`,
         );
       } else {
-        const verb = mode === "grant" ? "granted to" : "revoked from";
-        console.log(`${verb} ${user} (revision ${revision}):`);
-        for (const l of lines) console.log(`  ${mode === "grant" ? "+" : "-"} ${l}`);
+        const sign = mode === "grant" ? paint(ctx.color, 32, "+") : paint(ctx.color, 31, "-");
+        for (const l of lines) ctx.print(`${sign} ${l}`);
+        ctx.note(
+          `${mode === "grant" ? "granted to" : "revoked from"} ${user} (revision ${revision})`,
+        );
       }
       return;
     }
   });
 }
 
-/** The `grant` or `revoke` subcommand. */
-export function grantRevokeCommand(mode: "grant" | "revoke") {
-  const verb = mode === "grant" ? "grant" : "revoke";
-  return capsSubcommand(mode)
-    .description(
-      mode === "grant"
-        ? "add patterns to a user's capabilities (no duplicates)"
-        : "remove exact patterns from a user's capabilities (empty bucket/stream entries go too)",
-    )
+/** The options `grant` and `revoke` share; the caller adds its own and the action. */
+export function grantRevokeBase(mode: "grant" | "revoke", description: string, lines: string[]) {
+  const verb = mode;
+  return capsSubcommand(mode, lines)
+    .description(description)
     .argument("<user>", "user id (the token's sub claim)")
     .addOption(
       new Option("--subject <pattern>", `${verb} a sub pattern (repeatable)`)
@@ -117,15 +118,22 @@ export function grantRevokeCommand(mode: "grant" | "revoke") {
       new Option("--stream <stream=filter>", `${verb} a stream filter (repeatable; default >)`)
         .argParser(collect).default([] as string[]),
     )
-    .option("--json", "print the result as JSON")
-    .action(async (user, o) => {
-      const d: Delta = {
-        subjects: [...new Set(o.subject)],
-        publish: [...new Set(o.publish)],
-        commands: [...new Set(o.command)],
-        buckets: pairs(o.bucket, "--bucket"),
-        streams: pairs(o.stream, "--stream"),
-      };
-      await grantOrRevoke(o, user, d, mode);
-    });
+    .option("--json", "print the result as JSON");
+}
+
+/** The delta of the pattern flags. */
+export function deltaOf(o: {
+  subject: string[];
+  publish: string[];
+  command: string[];
+  bucket: string[];
+  stream: string[];
+}): Delta {
+  return {
+    subjects: [...new Set(o.subject)],
+    publish: [...new Set(o.publish)],
+    commands: [...new Set(o.command)],
+    buckets: pairs(o.bucket, "--bucket"),
+    streams: pairs(o.stream, "--stream"),
+  };
 }

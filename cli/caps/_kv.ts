@@ -1,9 +1,17 @@
-/** KV access shared by the `caps` subcommands: opening the auth bucket, reading a user's
- * document with its revision, and compare-and-set writes.
+/** The auth bucket as the `caps` subcommands use it: opened (or created only when asked), read
+ * with revisions, written compare-and-set with a `Natsgate-Actor` header, and its history with
+ * who and when.
  * @module */
 
-import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import {
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import { userFromKey, userKey } from "../../src/auth/user_key.ts";
 import { validateBucketName } from "../../src/protocol/subject.ts";
@@ -11,6 +19,12 @@ import { CliError } from "../_common.ts";
 
 /** How many times grant/revoke retry a compare-and-set that lost a race. */
 export const CAS_ATTEMPTS = 5;
+
+/** The header every CLI write carries: who wrote it (`user@host`, or `NATSGATE_ACTOR`). */
+export const ACTOR_HEADER = "Natsgate-Actor";
+
+/** History kept per key when the CLI creates the bucket. */
+export const CREATED_HISTORY = 10;
 
 /** A stored document as read from KV. */
 export interface Stored {
@@ -20,6 +34,51 @@ export interface Stored {
   text: string | null;
   /** When it was written. */
   created?: Date;
+}
+
+/** One revision of a user's document. */
+export interface Revision extends Stored {
+  /** `PUT`, `DEL` or `PURGE`. */
+  operation: KvEntry["operation"];
+  /** When it was written (the stream message's time). */
+  created: Date;
+  /** Who wrote it, from the {@link ACTOR_HEADER} (absent when written by another tool). */
+  actor?: string;
+}
+
+/** Where the bucket name came from, for messages: `--auth-bucket`, the env var or the default. */
+export interface BucketRef {
+  /** The bucket name. */
+  name: string;
+  /** Commander's source of the value: `cli`, `env`, `default` (anything else reads as the flag). */
+  source?: string;
+}
+
+/** The auth bucket does not exist (and was not to be created). */
+export class MissingBucketError extends CliError {
+  /** The bucket name. */
+  readonly bucket: string;
+  /** Creates the error; `createHint` adds "pass --create". */
+  constructor(ref: BucketRef, createHint: boolean) {
+    super(
+      `auth bucket ${ref.name} does not exist (${_origin(ref)})` +
+        (createHint ? "; pass --create to create it" : ""),
+    );
+    this.name = "MissingBucketError";
+    this.bucket = ref.name;
+  }
+}
+
+/** A user has no capabilities document. */
+export class MissingUserError extends CliError {
+  /** The user id. */
+  readonly user: string;
+  /** Creates the error; `hint` is appended after a semicolon. */
+  constructor(user: string, hint = "") {
+    super(`no capabilities for ${user}${hint ? `; ${hint}` : ""}`);
+    this.name = "MissingUserError";
+    this.user = user;
+  }
 }
 
 /** Whether `err` is a JetStream API error with one of `codes`. */
@@ -41,61 +100,6 @@ export function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Opens the auth bucket; when it does not exist, creates it (`create`) or returns null. */
-export async function openKv(
-  nc: NatsConnection,
-  bucket: string,
-  create: boolean,
-): Promise<KV | null> {
-  const bucketErr = validateBucketName(bucket);
-  if (bucketErr) {
-    throw new CliError(`invalid --auth-bucket ${JSON.stringify(bucket)}: ${bucketErr}`);
-  }
-  let exists = true;
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.info(`KV_${bucket}`);
-  } catch (err) {
-    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) {
-      throw new CliError(`cannot open KV bucket ${bucket}: ${message(err)}`);
-    }
-    exists = false;
-  }
-  const kvm = new Kvm(nc);
-  if (exists) return await kvm.open(bucket);
-  if (!create) return null;
-  return await kvm.create(bucket, { history: 10 });
-}
-
-/** Opens the bucket for reading, or throws "no capabilities for USER" when it does not exist. */
-export async function openForUser(nc: NatsConnection, bucket: string, user: string): Promise<KV> {
-  const kv = await openKv(nc, bucket, false);
-  if (!kv) throw new CliError(`no capabilities for ${user} (bucket ${bucket} does not exist)`);
-  return kv;
-}
-
-/** The {@link Stored} view of a KV entry (null: never written). */
-export function stored(e: KvEntry | null): Stored {
-  if (!e) return { revision: 0, text: null };
-  if (e.operation !== "PUT") return { revision: e.revision, text: null, created: e.created };
-  return { revision: e.revision, text: e.string(), created: e.created };
-}
-
-/** Reads the document of `user`. */
-export async function read(kv: KV, user: string): Promise<Stored> {
-  return stored(await kv.get(userKey(user)));
-}
-
-/** Writes `text` only if the key is still at `revision` (0: must not exist); throws on a lost race. */
-export async function writeCas(
-  kv: KV,
-  user: string,
-  text: string,
-  revision: number,
-): Promise<number> {
-  return await kv.put(userKey(user), text, { previousSeq: revision });
-}
-
 /** The error of a write that lost against a concurrent change. */
 export function concurrent(user: string, extra = ""): CliError {
   return new CliError(
@@ -103,16 +107,209 @@ export function concurrent(user: string, extra = ""): CliError {
   );
 }
 
-/** Every user with a current document, keyed by decoded user id. */
-export async function currentUsers(kv: KV): Promise<Map<string, Stored>> {
-  const out = new Map<string, Stored>();
-  const keys: string[] = [];
-  for await (const k of await kv.keys("users.>")) keys.push(k);
-  for (const k of keys) {
-    const user = userFromKey(k);
-    if (user === null || user === undefined) continue;
-    const s = stored(await kv.get(k));
-    if (s.text !== null) out.set(user, s);
+/**
+ * Who is writing: `NATSGATE_ACTOR` when set, else `$USER@hostname` (informational: anyone who may
+ * write the bucket may write any header).
+ *
+ * @example
+ * ```ts
+ * actorName((n) => ({ USER: "ada" } as Record<string, string>)[n], () => "box"); // "ada@box"
+ * ```
+ */
+export function actorName(env: (name: string) => string | undefined, host: () => string): string {
+  const explicit = env("NATSGATE_ACTOR")?.trim();
+  if (explicit) return explicit;
+  const user = env("USER") || env("USERNAME") || env("LOGNAME") || _uid();
+  let h = "";
+  try {
+    h = host();
+  } catch {
+    // no --allow-sys: the user alone
   }
-  return out;
+  return h ? `${user}@${h}` : user;
+}
+
+/**
+ * The auth bucket of one command run.
+ *
+ * @example
+ * ```ts ignore
+ * const bucket = await AuthBucket.open(nc, { name: "auth" }, { actor: "ada@box" });
+ * const cur = await bucket.read("alice");
+ * await bucket.write("alice", '{"subjects":["a.>"]}', cur.revision);
+ * ```
+ */
+export class AuthBucket {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+
+  private constructor(
+    /** The bucket. */
+    readonly kv: KV,
+    /** Its name. */
+    readonly name: string,
+    /** Written into the {@link ACTOR_HEADER} of every write. */
+    readonly actor: string,
+    /** True when this run created the bucket. */
+    readonly created: boolean,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+  ) {
+    this.#js = js;
+    this.#jsm = jsm;
+  }
+
+  /** Whether bucket `name` exists (after validating the name). */
+  static async exists(nc: NatsConnection, name: string): Promise<boolean> {
+    const bucketErr = validateBucketName(name);
+    if (bucketErr) {
+      throw new CliError(`invalid --auth-bucket ${JSON.stringify(name)}: ${bucketErr}`, 2);
+    }
+    try {
+      await (await jetstreamManager(nc)).streams.info(`KV_${name}`);
+      return true;
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return false;
+      throw new CliError(`cannot open KV bucket ${name}: ${message(err)}`);
+    }
+  }
+
+  /**
+   * Opens the bucket. A missing bucket is created when `create`; otherwise it is a
+   * {@link MissingBucketError} (with a "pass --create" hint when `createHint`).
+   */
+  static async open(
+    nc: NatsConnection,
+    ref: BucketRef,
+    opts: { actor?: string; create?: boolean; createHint?: boolean } = {},
+  ): Promise<AuthBucket> {
+    const exists = await AuthBucket.exists(nc, ref.name);
+    if (!exists && !opts.create) throw new MissingBucketError(ref, opts.createHint ?? false);
+    const kvm = new Kvm(nc);
+    const kv = exists
+      ? await kvm.open(ref.name)
+      : await kvm.create(ref.name, { history: CREATED_HISTORY });
+    return new AuthBucket(
+      kv,
+      ref.name,
+      opts.actor ?? "unknown",
+      !exists,
+      jetstream(nc),
+      await jetstreamManager(nc),
+    );
+  }
+
+  /** Reads the document of `user`. */
+  async read(user: string): Promise<Stored> {
+    return _stored(await this.kv.get(userKey(user)));
+  }
+
+  /** Reads the document of `user`; a {@link MissingUserError} (with `hint`) when there is none. */
+  async require(user: string, hint = ""): Promise<Stored & { text: string }> {
+    const cur = await this.read(user);
+    if (cur.text === null) throw new MissingUserError(user, hint);
+    return cur as Stored & { text: string };
+  }
+
+  /**
+   * Writes `text` as the document of `user`, only if the key is still at `revision` (0: must not
+   * exist; undefined: unconditionally); throws a JetStream error on a lost race (see
+   * {@link isCasConflict}). Returns the new revision.
+   *
+   * nats.js KV `put` (3.4) takes no headers, so this publishes to the key's subject itself, with
+   * the same compare-and-set header KV uses plus the {@link ACTOR_HEADER}.
+   */
+  async write(user: string, text: string, revision?: number): Promise<number> {
+    const h = headers();
+    h.set(ACTOR_HEADER, this.actor);
+    const ack = await this.#js.publish(this.#subject(user), text, {
+      headers: h,
+      ...(revision === undefined ? {} : { expect: { lastSubjectSequence: revision } }),
+    });
+    return ack.seq;
+  }
+
+  /** Deletes the document of `user` (a KV delete marker), only if still at `revision`. */
+  async remove(user: string, revision: number): Promise<void> {
+    const h = headers();
+    h.set("KV-Operation", "DEL");
+    h.set(ACTOR_HEADER, this.actor);
+    await this.#js.publish(this.#subject(user), new Uint8Array(0), {
+      headers: h,
+      expect: { lastSubjectSequence: revision },
+    });
+  }
+
+  /** Every user with a current document, keyed by decoded user id. */
+  async users(): Promise<Map<string, Stored>> {
+    const out = new Map<string, Stored>();
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys("users.>")) keys.push(k);
+    for (const k of keys) {
+      const user = userFromKey(k);
+      if (user === null || user === undefined) continue;
+      const s = _stored(await this.kv.get(k));
+      if (s.text !== null) out.set(user, s);
+    }
+    return out;
+  }
+
+  /** Every revision the bucket still holds for `user`, oldest first, with who wrote it. */
+  async history(user: string): Promise<Revision[]> {
+    const entries: KvEntry[] = [];
+    for await (const e of await this.kv.history({ key: userKey(user) })) entries.push(e);
+    entries.sort((a, b) => a.revision - b.revision);
+    const out: Revision[] = [];
+    for (const e of entries) {
+      const s = _stored(e);
+      const actor = await this.#actorOf(e.revision);
+      out.push({
+        ...s,
+        created: e.created,
+        operation: e.operation,
+        ...(actor ? { actor } : {}),
+      });
+    }
+    return out;
+  }
+
+  async #actorOf(revision: number): Promise<string | undefined> {
+    try {
+      const m = await this.#jsm.streams.getMessage(`KV_${this.name}`, { seq: revision });
+      return m?.header?.get(ACTOR_HEADER) || undefined;
+    } catch {
+      return undefined; // gone (limits) or no permission: history still shows the rest
+    }
+  }
+
+  #subject(user: string): string {
+    return `$KV.${this.name}.${userKey(user)}`;
+  }
+}
+
+function _uid(): string {
+  try {
+    const uid = Deno.uid();
+    return uid === null ? "unknown" : `uid:${uid}`;
+  } catch {
+    return "unknown";
+  }
+}
+
+function _stored(e: KvEntry | null): Stored {
+  if (!e) return { revision: 0, text: null };
+  if (e.operation !== "PUT") return { revision: e.revision, text: null, created: e.created };
+  return { revision: e.revision, text: e.string(), created: e.created };
+}
+
+function _origin(ref: BucketRef): string {
+  switch (ref.source) {
+    case "env":
+      return "from NATSGATE_AUTH_BUCKET";
+    case "default":
+    case undefined:
+      return "the default; choose one with --auth-bucket";
+    default:
+      return "from --auth-bucket";
+  }
 }

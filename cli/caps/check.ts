@@ -19,9 +19,9 @@ import {
 } from "../../src/protocol/subject.ts";
 import { CliError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
-import { capsSubcommand } from "./_command.ts";
+import { capsSubcommand, openBucket } from "./_command.ts";
 import { parseStored } from "./_doc.ts";
-import { openKv, read } from "./_kv.ts";
+import { contextOf, paint } from "./_io.ts";
 
 /** Exit code of `caps check` when the operation is denied. */
 export const CHECK_DENIED_EXIT = 3;
@@ -31,7 +31,12 @@ export const CHECK_OPS = ["sub", "pub", "cmd", "kv_sub", "js_sub"] as const;
 
 /** Builds `caps check`. */
 export function checkCommand() {
-  return capsSubcommand("check")
+  return capsSubcommand("check", [
+    "natsgate caps check alice sub chat.room.1",
+    "natsgate caps check alice kv_sub todos --pattern 'user.alice.>'",
+    "natsgate caps check alice js_sub CHAT --filter chat.room.1 --json",
+    "natsgate caps check alice pub chat.room.1 && echo allowed   # exit 0 allow, 3 deny",
+  ])
     .description(
       `explain whether USER may do OP on TARGET, with the deciding rule ` +
         `(exit 0 allow, ${CHECK_DENIED_EXIT} deny)`,
@@ -42,7 +47,8 @@ export function checkCommand() {
     .option("--pattern <key>", "kv_sub key pattern (default >)")
     .option("--filter <subject>", "js_sub filter subject (default >)")
     .option("--json", "print the verdict as JSON")
-    .action(async (user, op, target, o) => {
+    .action(async (user, op, target, o, cmd) => {
+      const ctx = contextOf(cmd);
       if (!(CHECK_OPS as readonly string[]).includes(op)) {
         throw new CliError(`unknown op ${JSON.stringify(op)}: use ${CHECK_OPS.join(", ")}`, 2);
       }
@@ -55,8 +61,8 @@ export function checkCommand() {
       const invalid = validateTarget(op, target, o.pattern, o.filter);
       if (invalid) throw new CliError(invalid, 2);
       const decision = await withNats(o, async (nc): Promise<Decision> => {
-        const kv = await openKv(nc, o.authBucket, false);
-        const cur = kv ? await read(kv, user) : { revision: 0, text: null };
+        const bucket = await openBucket(nc, ctx, o, cmd, "read");
+        const cur = await bucket.read(user);
         if (cur.text === null) {
           return { allowed: false, reason: `no capabilities for ${user} (fail closed)` };
         }
@@ -86,7 +92,7 @@ export function checkCommand() {
         op === "kv_sub" ? ` ${o.pattern ?? ">"}` : op === "js_sub" ? ` ${o.filter ?? ">"}` : ""
       }`;
       if (o.json) {
-        console.log(JSON.stringify({
+        ctx.print(JSON.stringify({
           user,
           op,
           target,
@@ -96,9 +102,11 @@ export function checkCommand() {
           ...(decision.allowed ? { rule: decision.rule } : { reason: decision.reason }),
         }));
       } else if (decision.allowed) {
-        console.log(`allow: ${user} may ${what}: granted by ${decision.rule}`);
+        ctx.print(
+          `${paint(ctx.color, 32, "allow")}: ${user} may ${what}: granted by ${decision.rule}`,
+        );
       } else {
-        console.log(`deny: ${user} may not ${what}: ${decision.reason}`);
+        ctx.print(`${paint(ctx.color, 31, "deny")}: ${user} may not ${what}: ${decision.reason}`);
       }
       if (!decision.allowed) {
         throw new CliError(`denied: ${user} may not ${what}`, CHECK_DENIED_EXIT);

@@ -5,20 +5,26 @@
 import { parseCapabilitiesJson } from "../../src/auth/capabilities.ts";
 import { CliError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
-import { type BucketFlags, capsSubcommand } from "./_command.ts";
+import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
 import { canonical, pretty, serialize, tryParse } from "./_doc.ts";
-import { concurrent, isCasConflict, message, openKv, read, writeCas } from "./_kv.ts";
+import { contextOf, type Ctx } from "./_io.ts";
+import { concurrent, isCasConflict, message, MissingUserError } from "./_kv.ts";
 
 /** Lines of the edit buffer starting with this are comments (stripped before parsing). */
 const _COMMENT = "//";
 
 /** Builds `caps edit`. */
 export function editCommand() {
-  return capsSubcommand("edit")
+  return capsSubcommand("edit", [
+    "natsgate caps edit alice",
+    "EDITOR=nano natsgate caps edit alice",
+    "natsgate caps edit newuser --create    # start from {} for a user with no document",
+  ])
     .description("edit a user's capabilities in $EDITOR; validated, written compare-and-set")
     .argument("<user>", "user id")
-    .action(async (user, o) => {
-      await _edit(o, user);
+    .option("--create", "start a new document when the user (or the auth bucket) is missing")
+    .action(async (user, o, cmd) => {
+      await _edit(contextOf(cmd), cmd, o, user);
     });
 }
 
@@ -29,8 +35,8 @@ function _stripComments(text: string): string {
   return lines.slice(i).join("\n");
 }
 
-async function _runEditor(path: string): Promise<number> {
-  const editor = Deno.env.get("EDITOR") || "vi";
+async function _runEditor(ctx: Ctx, path: string): Promise<number> {
+  const editor = ctx.env("VISUAL") || ctx.env("EDITOR") || "vi";
   const stdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" } as const;
   const cmd = Deno.build.os === "windows"
     ? new Deno.Command("cmd", { args: ["/c", `${editor} "${path}"`], ...stdio })
@@ -42,10 +48,18 @@ async function _runEditor(path: string): Promise<number> {
   }
 }
 
-async function _edit(o: BucketFlags, user: string): Promise<void> {
+async function _edit(
+  ctx: Ctx,
+  cmd: SourceHolder,
+  o: BucketFlags & { create?: boolean },
+  user: string,
+): Promise<void> {
   await withNats(o, async (nc) => {
-    const kv = (await openKv(nc, o.authBucket, true))!;
-    const cur = await read(kv, user);
+    const bucket = await openBucket(nc, ctx, o, cmd, "write", o.create);
+    const cur = await bucket.read(user);
+    if (cur.text === null && !o.create) {
+      throw new MissingUserError(user, "pass --create to start a new document");
+    }
     const original = cur.text === null ? "{}" : pretty(cur.text);
     let body = original + "\n";
     let header: string[] = [
@@ -57,12 +71,12 @@ async function _edit(o: BucketFlags, user: string): Promise<void> {
     try {
       for (let round = 1;; round++) {
         await Deno.writeTextFile(path, [...header, body].join("\n"));
-        const code = await _runEditor(path);
+        const code = await _runEditor(ctx, path);
         if (code !== 0) throw new CliError(`editor exited with code ${code}; nothing written`);
         const edited = _stripComments(await Deno.readTextFile(path));
         if (edited.trim() === body.trim()) {
           if (round === 1) {
-            console.error("no changes; nothing written");
+            ctx.note("no changes; nothing written");
             return;
           }
           throw new CliError(`still invalid and unchanged; nothing written: ${header[1] ?? ""}`);
@@ -78,16 +92,16 @@ async function _edit(o: BucketFlags, user: string): Promise<void> {
         }
         const doc = JSON.parse(edited);
         if (cur.text !== null && canonical(doc) === canonical(tryParse(cur.text))) {
-          console.error("no changes; nothing written");
+          ctx.note("no changes; nothing written");
           return;
         }
         try {
-          const rev = await writeCas(kv, user, serialize(doc), cur.revision);
-          console.log(`saved capabilities of ${user} (revision ${rev})`);
+          const rev = await bucket.write(user, serialize(doc), cur.revision);
+          ctx.note(`saved capabilities of ${user} (revision ${rev})`);
           return;
         } catch (err) {
           if (!isCasConflict(err)) throw err;
-          const now = await read(kv, user);
+          const now = await bucket.read(user);
           const keep = await Deno.makeTempFile({ prefix: "natsgate-caps-edit-", suffix: ".json" });
           await Deno.writeTextFile(keep, edited);
           throw concurrent(

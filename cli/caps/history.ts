@@ -1,47 +1,88 @@
-/** `natsgate caps history USER`: the KV revisions of a user's document.
+/** `natsgate caps history USER`: every revision the bucket keeps of a user's document, with
+ * when, who (the `Natsgate-Actor` header of CLI writes) and which patterns it added or removed.
  * @module */
 
-import type { KvEntry } from "@nats-io/kv";
-import { userKey } from "../../src/auth/user_key.ts";
-import { CliError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
-import { capsSubcommand } from "./_command.ts";
-import { summary, tryParse } from "./_doc.ts";
-import { openForUser } from "./_kv.ts";
+import { capsSubcommand, openBucket } from "./_command.ts";
+import { changesJson, diffCapabilities, formatChange } from "./_diff.ts";
+import { parseStored, tryParse } from "./_doc.ts";
+import { contextOf, formatTable, paint } from "./_io.ts";
+import { MissingUserError, type Revision } from "./_kv.ts";
 
 /** Builds `caps history`. */
 export function historyCommand() {
-  return capsSubcommand("history")
-    .description("list the KV revisions of a user's capabilities")
+  return capsSubcommand("history", [
+    "natsgate caps history alice",
+    "natsgate caps history alice --json | jq '.[] | {revision, actor, added, removed}'",
+    "natsgate caps history alice | grep -F '+ publish'   # piped: one tab-separated row per change",
+  ])
+    .description(
+      "list the KV revisions of a user's capabilities: when, by whom, patterns added and removed",
+    )
     .argument("<user>", "user id")
     .option("--json", "print a JSON array")
-    .action(async (user, o) => {
+    .action(async (user, o, cmd) => {
+      const ctx = contextOf(cmd);
       await withNats(o, async (nc) => {
-        const kv = await openForUser(nc, o.authBucket, user);
-        const entries: KvEntry[] = [];
-        for await (const e of await kv.history({ key: userKey(user) })) entries.push(e);
-        if (entries.length === 0) throw new CliError(`no capabilities for ${user}`);
-        entries.sort((a, b) => a.revision - b.revision);
+        const bucket = await openBucket(nc, ctx, o, cmd, "read");
+        const revisions = await bucket.history(user);
+        if (revisions.length === 0) throw new MissingUserError(user);
+        const audit = auditTrail(revisions);
         if (o.json) {
-          console.log(JSON.stringify(entries.map((e) => ({
-            revision: e.revision,
-            time: e.created.toISOString(),
-            operation: e.operation,
-            ...(e.operation === "PUT" ? { capabilities: tryParse(e.string()) ?? e.string() } : {}),
+          ctx.print(JSON.stringify(audit.map((a) => ({
+            revision: a.revision,
+            time: a.created.toISOString(),
+            operation: a.operation,
+            actor: a.actor ?? null,
+            ...changesJson(a.changes),
+            ...(a.invalid ? { valid: false, errors: a.invalid } : {}),
+            ...(a.text !== null ? { capabilities: tryParse(a.text) ?? a.text } : {}),
           }))));
           return;
         }
-        console.log(
-          `${"REV".padStart(5)}  ${"TIME".padEnd(24)}  ${"OP".padEnd(5)}  CAPABILITIES`,
-        );
-        for (const e of entries) {
-          const what = e.operation === "PUT" ? summary(e.string()) : "";
-          console.log(
-            `${String(e.revision).padStart(5)}  ${e.created.toISOString().padEnd(24)}  ${
-              e.operation.padEnd(5)
-            }  ${what}`.trimEnd(),
+        const rows = ctx.tty.stdout ? [["REV", "TIME", "OP", "BY", "CHANGES"]] : [];
+        for (const a of audit) {
+          const lines = a.changes.map((c) =>
+            paint(ctx.color, c.op === "+" ? 32 : c.op === "-" ? 31 : 33, formatChange(c))
           );
+          if (a.invalid) {
+            lines.push(paint(ctx.color, 31, `! INVALID (grants nothing): ${a.invalid.join("; ")}`));
+          }
+          if (lines.length === 0) lines.push("(no change)");
+          const head = [String(a.revision), a.created.toISOString(), a.operation, a.actor ?? "-"];
+          lines.forEach((line, i) => {
+            const cells = i === 0 || !ctx.tty.stdout ? head : head.map(() => "");
+            rows.push([...cells, line]);
+          });
         }
+        for (const line of formatTable(rows, ctx.tty.stdout)) ctx.print(line);
       });
     });
+}
+
+/** A revision with what it changed against the one before (a delete marker means "nothing"). */
+export interface AuditEntry extends Revision {
+  /** Patterns added and removed by this revision. */
+  changes: ReturnType<typeof diffCapabilities>;
+  /** Validation errors when this revision's document is invalid (it grants nothing). */
+  invalid?: string[];
+}
+
+/**
+ * Pairs each revision with its predecessor and diffs them, oldest first.
+ *
+ * @example
+ * ```ts ignore
+ * auditTrail(await bucket.history("alice")).map((a) => a.changes.map(formatChange));
+ * ```
+ */
+export function auditTrail(revisions: readonly Revision[]): AuditEntry[] {
+  let before: unknown = null;
+  return revisions.map((r) => {
+    const after = r.text === null ? null : tryParse(r.text) ?? null;
+    const changes = diffCapabilities(before, after);
+    before = after;
+    const invalid = r.text === null ? undefined : parseStored(r.text).errors;
+    return { ...r, changes, ...(invalid && invalid.length ? { invalid } : {}) };
+  });
 }

@@ -4,22 +4,27 @@
 import { summarizeCapabilities } from "../../src/auth/capabilities.ts";
 import { userKey } from "../../src/auth/user_key.ts";
 import { withNats } from "../_nats.ts";
-import { capsSubcommand } from "./_command.ts";
+import { capsSubcommand, openBucket } from "./_command.ts";
 import { parseStored, summary, tryParse } from "./_doc.ts";
-import { currentUsers, openKv, type Stored } from "./_kv.ts";
+import { contextOf, formatTable, paint, plural } from "./_io.ts";
 
 /** Builds `caps list`. */
 export function listCommand() {
-  return capsSubcommand("list")
+  return capsSubcommand("list", [
+    "natsgate caps list",
+    "natsgate caps list --json | jq -r '.[] | select(.valid | not) | .user'",
+    "natsgate caps list | cut -f1        # piped: tab-separated, no header",
+  ])
     .description("list users with a one-line summary of their capabilities")
     .option("--json", "print a JSON array")
-    .action(async (o) => {
+    .action(async (o, cmd) => {
+      const ctx = contextOf(cmd);
       await withNats(o, async (nc) => {
-        const kv = await openKv(nc, o.authBucket, false);
-        const users = kv ? await currentUsers(kv) : new Map<string, Stored>();
+        const bucket = await openBucket(nc, ctx, o, cmd, "read");
+        const users = await bucket.users();
         const rows = [...users.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
         if (o.json) {
-          console.log(JSON.stringify(rows.map(([user, s]) => {
+          ctx.print(JSON.stringify(rows.map(([user, s]) => {
             const { doc, errors } = parseStored(s.text!);
             return {
               user,
@@ -32,17 +37,23 @@ export function listCommand() {
           })));
           return;
         }
-        if (rows.length === 0) {
-          console.log("no users");
-          return;
-        }
-        const width = Math.max(4, ...rows.map(([u]) => u.length));
-        console.log(`${"USER".padEnd(width)}  ${"REV".padStart(5)}  CAPABILITIES`);
+        const table = ctx.tty.stdout ? [["USER", "REV", "CAPABILITIES"]] : [];
+        let invalid = 0;
         for (const [user, s] of rows) {
-          console.log(
-            `${user.padEnd(width)}  ${String(s.revision).padStart(5)}  ${summary(s.text)}`,
-          );
+          const valid = parseStored(s.text!).doc !== null;
+          if (!valid) invalid++;
+          const what = summary(s.text);
+          table.push([user, String(s.revision), valid ? what : paint(ctx.color, 31, what)]);
         }
+        if (rows.length > 0) {
+          for (const line of formatTable(table, ctx.tty.stdout)) ctx.print(line);
+        }
+        ctx.note(
+          rows.length === 0
+            ? `no users in bucket ${bucket.name}`
+            : `${plural(rows.length, "user")} in bucket ${bucket.name}` +
+              (invalid ? `, ${invalid} invalid (they grant nothing)` : ""),
+        );
       });
     });
 }
