@@ -398,7 +398,7 @@ Deno.test({
       }, token);
       assert.deepEqual(result, {
         payload: { from: "browser" },
-        code: "NatsgateError:forbidden",
+        code: "ForbiddenError:forbidden",
         state: "open",
         closed: "closed",
       });

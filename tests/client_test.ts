@@ -1,4 +1,4 @@
-/** The client SDK (src/client/client.js) in Deno against a real gateway and nats-server.
+/** The client SDK (src/client/, TypeScript) in Deno against a real gateway and nats-server.
  * Covers core, KV and JetStream subscriptions, requests, revocation, token refresh and reconnects.
  * @module */
 
@@ -54,7 +54,7 @@ Deno.test("client: GET /client.js serves the SDK module and GET / the console pa
   const source = new Uint8Array(await js.arrayBuffer());
   assert.deepEqual(
     source,
-    await Deno.readFile(new URL("../src/client/client.js", import.meta.url)),
+    await Deno.readFile(new URL("../src/client/dist/client.js", import.meta.url)),
   );
   assert.ok(new TextDecoder().decode(source).startsWith('// @ts-self-types="./client.d.ts"'));
   const etag = js.headers.get("etag");

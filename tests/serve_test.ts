@@ -104,7 +104,7 @@ Deno.test("serve: env vars configure it, flags win; SIGTERM drains, then 1001 an
     const sdk = await fetch(`http://${base}/client.js`);
     assert.equal(sdk.status, 200);
     assert.match(sdk.headers.get("content-type") ?? "", /javascript/);
-    assert.match(await sdk.text(), /export async function connect/);
+    assert.match(await sdk.text(), /async function connect\(/);
     p.child.kill("SIGTERM");
     await p.waitFor(/"msg":"draining"/);
     assert.equal(await fetch(`http://${base}/readyz`).then((r) => r.status), 503);

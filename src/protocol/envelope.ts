@@ -7,26 +7,10 @@
 
 import { type ErrorContext, type ErrorInfo, errorInfo, GatewayError } from "./errors.ts";
 import { validateHeaderName, validateHeaderValue } from "./subject.ts";
+import { CLIENT_OPS, type ClientOp, type HeaderMap } from "./types.ts";
 
-/**
- * The ops a client may send, in one list: the {@link ClientOp} type, the parser's check and the
- * session's op table (src/session/ops.ts, a `Record<ClientOp, …>` the compiler keeps complete)
- * all follow from it. Adding an op is this line plus its handler.
- */
-export const CLIENT_OPS = [
-  "auth",
-  "sub",
-  "unsub",
-  "kv_sub",
-  "js_sub",
-  "ack",
-  "cmd",
-  "pub",
-  "ping",
-] as const;
-
-/** The ops a client may send. */
-export type ClientOp = typeof CLIENT_OPS[number];
+// The op list lives in types.ts (shared with the SDK); re-exported here under its old name.
+export { CLIENT_OPS, type ClientOp } from "./types.ts";
 
 const _OPS: ReadonlySet<string> = new Set(CLIENT_OPS);
 
@@ -36,7 +20,7 @@ export function isClientOp(op: string): op is ClientOp {
 }
 
 /** Headers as sent by clients: name → value or values. */
-export type HeaderMap = Record<string, string | string[]>;
+export type { HeaderMap } from "./types.ts";
 
 /** A validated client envelope. Op-specific fields are checked by the op handlers. */
 export interface ClientEnvelope {

@@ -2,42 +2,9 @@
  * @module */
 
 import { errors as natsErrors } from "@nats-io/transport-node";
+import type { ErrorCode } from "./types.ts";
 
-/** Every error code of PROTOCOL.md section 6. */
-export type ErrorCode =
-  | "bad_request"
-  | "unsupported_version"
-  | "unknown_op"
-  | "invalid_subject"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "timeout"
-  | "no_responders"
-  | "limit_exceeded"
-  | "backpressure"
-  | "unavailable"
-  | "internal";
-
-/** WebSocket close codes used by the gateway (PROTOCOL.md section 6). */
-export const CloseCode = {
-  /** Server shutting down. */
-  GOING_AWAY: 1001,
-  /** Inbound frame larger than `--max-frame-bytes`. */
-  TOO_BIG: 1009,
-  /** Unexpected server failure (e.g. NATS unreachable during authentication). */
-  INTERNAL: 1011,
-  /** Protocol error, or kicked by an admin. */
-  PROTOCOL: 4000,
-  /** Missing or invalid credentials. */
-  UNAUTHORIZED: 4001,
-  /** The token's `exp` passed without refresh. */
-  TOKEN_EXPIRED: 4003,
-  /** The outbound queue stayed full. */
-  BACKPRESSURE: 4008,
-  /** Sustained inbound rate above the limit. */
-  RATE_LIMIT: 4029,
-} as const;
+export { CloseCode, type ErrorCode } from "./types.ts";
 
 /** A failure with a protocol code; `close` asks the session to close with that code too. */
 export class GatewayError extends Error {

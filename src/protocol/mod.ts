@@ -7,3 +7,4 @@ export * from "./errors.ts";
 export * from "./headers.ts";
 export * from "./payload.ts";
 export * from "./subject.ts";
+export * from "./types.ts";

@@ -1,5 +1,6 @@
 /** HTTP routes for browsers: the client SDK at `/client.js` and, optionally, the console page at `/`.
- * Files are read relative to this module, so `deno compile --include src/client --include src/console` embeds them.
+ * Files are read relative to this module, so `deno compile --include src/client/dist --include src/console`
+ * embeds them. `/client.js` is the SDK bundle `deno task bundle` builds from src/client/*.ts.
  * @module */
 
 /** Options of {@link consoleHandler}. */
@@ -13,7 +14,7 @@ interface _Asset {
   headers: Record<string, string>;
 }
 
-const _CLIENT_URL = new URL("../client/client.js", import.meta.url);
+const _CLIENT_URL = new URL("../client/dist/client.js", import.meta.url);
 const _PAGE_URL = new URL("../console/index.html", import.meta.url);
 
 /**
