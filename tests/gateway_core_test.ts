@@ -163,9 +163,14 @@ Deno.test("queue groups: one member of the group gets each message", async () =>
   const b = await stack.client("u");
   const sa = await a.sub("chat.room.q", { queue: "workers" });
   const sb = await b.sub("chat.room.q", { queue: "workers" });
+  const ea = await a.sub("chat.room.end");
+  const eb = await b.sub("chat.room.end");
   for (let i = 0; i < 20; i++) stack.nc.publish("chat.room.q", String(i));
-  await waitFor(() => a.msgs(sa).length + b.msgs(sb).length === 20);
-  await new Promise((r) => setTimeout(r, 100));
+  // Published after the 20 on the same connection: once both members have it, a duplicate of
+  // any of the 20 would have arrived before it.
+  stack.nc.publish("chat.room.end", "end");
+  await a.waitMsgs(ea, 1);
+  await b.waitMsgs(eb, 1);
   assert.equal(a.msgs(sa).length + b.msgs(sb).length, 20, "each message exactly once");
   assert.ok(a.msgs(sa).length > 0 && b.msgs(sb).length > 0, "both members used");
   // A backend's queue group of the same name is another group: clients never take its messages.
@@ -189,15 +194,15 @@ Deno.test("unsub: stops delivery; unknown id is not_found", async () => {
   await stack.setCaps("u", CAPS);
   const c = await stack.client("u");
   const sid = await c.sub("chat.room.1");
+  const sentinel = await c.sub("chat.room.2");
   stack.nc.publish("chat.room.1", "1");
   await c.waitMsgs(sid, 1);
   const r = await c.request({ op: "unsub", data: { id: sid } });
   assert.deepEqual(r.data, { id: sid });
   stack.nc.publish("chat.room.1", "2");
-  const p = await c.request({ op: "ping" });
-  assert.equal(p.op, "pong");
-  await stack.nc.flush();
-  await new Promise((r) => setTimeout(r, 50));
+  // Published after "2" on the same connection: had "2" been delivered, it would be here first.
+  stack.nc.publish("chat.room.2", "sentinel");
+  await c.waitMsgs(sentinel, 1);
   assert.equal(c.msgs(sid).length, 1);
   assert.equal((await c.request({ op: "unsub", data: { id: sid } })).data.code, "not_found");
   assert.equal((await c.request({ op: "unsub", data: {} })).data.code, "bad_request");
@@ -229,9 +234,9 @@ Deno.test("$ rule: a leading-wildcard subscription never delivers $ subjects", a
   stack.nc.publish("$SYS.x", "secret");
   stack.nc.publish("$JS.API.INFO", "secret");
   stack.nc.publish("plain", "ok");
-  await c.waitMsgs(all, 1);
+  // "plain" is published last: once it is here, a $ message delivered on `>` would be too.
+  await c.next((e) => e.sid === all && e.target === "plain", 5000, "plain on >");
   await c.waitMsgs(sys, 1);
-  await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(c.msgs(all).map((m) => m.target), ["plain"]);
   assert.deepEqual(c.msgs(sys).map((m) => m.target), ["$SYS.x"]);
   assert.equal(
@@ -258,9 +263,9 @@ Deno.test("$ rule: a `>` subscriber never sees JetStream deliveries made for ano
   const r = await owner.request({ op: "js_sub", target: "HIST", data: { deliver: "all" } });
   assert.equal(r.op, "reply", JSON.stringify(r));
   await owner.waitMsgs(r.data.id, 2);
+  // Published after the owner had both deliveries: a leaked delivery would reach snoop first.
   stack.nc.publish("live.x", JSON.stringify("new"));
-  await snoop.waitMsgs(all, 1);
-  await new Promise((res) => setTimeout(res, 200));
+  await snoop.next((e) => e.sid === all && e.target === "live.x", 5000, "live.x on >");
   assert.deepEqual(snoop.msgs(all).map((m) => m.target), ["live.x"], "only the live message");
 });
 
@@ -306,11 +311,15 @@ Deno.test("injection: invalid subjects, queues and headers never reach NATS", as
   assert.equal(h.data.code, "bad_request");
   const h2 = await c.request({ op: "pub", target: "ok", data: 1, headers: { "X A": "1" } });
   assert.equal(h2.data.code, "bad_request");
-  await stack.nc.flush();
-  await new Promise((r) => setTimeout(r, 100));
+  // A valid pub through the same gateway connection, after every refused op: once the spy has
+  // it, anything the gateway had let through would have reached the spy before it.
+  assert.equal((await c.request({ op: "pub", target: "injection.sentinel", data: 1 })).op, "reply");
+  await waitFor(() => seen.includes("injection.sentinel"), 5000, "sentinel on NATS");
   spy.unsubscribe();
   assert.deepEqual(
-    seen.filter((s) => !s.startsWith("$") && !s.startsWith("_INBOX.")),
+    seen.filter((s) =>
+      !s.startsWith("$") && !s.startsWith("_INBOX.") && s !== "injection.sentinel"
+    ),
     [],
     "nothing published to NATS",
   );

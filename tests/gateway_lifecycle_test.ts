@@ -4,11 +4,14 @@
 
 import assert from "node:assert/strict";
 import { Stack, waitFor } from "./_harness.ts";
+import { SESSIONS_LIST_SUBJECT } from "../src/nats/control.ts";
 
 Deno.test("cleanup: NATS subscriptions return to baseline after clients leave", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", { subjects: [">"], commands: ["svc.>"] });
-  await new Promise((r) => setTimeout(r, 100));
+  // The gateway's control-plane subscriptions are made without a flush. Its answer to a list
+  // request is written after them on its connection, so once it arrives nats-server has them all.
+  await stack.nc.request(SESSIONS_LIST_SUBJECT, "{}");
   const baseline = await stack.natsSubscriptions();
   const clients = [];
   for (let i = 0; i < 5; i++) {
@@ -20,11 +23,12 @@ Deno.test("cleanup: NATS subscriptions return to baseline after clients leave", 
   }
   assert.equal(await stack.natsSubscriptions(), baseline + 5 + 2);
   // A pending cmd when the client leaves.
-  stack.nc.subscribe("svc.hold", { callback: () => {} });
+  const held = Promise.withResolvers<void>();
+  stack.nc.subscribe("svc.hold", { callback: () => held.resolve() });
   await stack.nc.flush();
   const withBackground = await stack.natsSubscriptions();
   clients[0].send({ op: "cmd", target: "svc.hold", inbox: "h", timeout_ms: 60000 });
-  await new Promise((r) => setTimeout(r, 50));
+  await held.promise; // the request reached the backend: the cmd is pending
   for (const c of clients) await c.close();
   await waitFor(() => stack.gateway.sessionCount === 0);
   await waitFor(
@@ -76,8 +80,10 @@ Deno.test("control plane: sessions are listed and kicked through NATS", async ()
   assert.equal(r.json<{ kicked: boolean }>().kicked, true);
   assert.equal((await c.closed).code, 4000);
   await waitFor(() => events.includes("disconnect"));
-  await stack.nc.flush();
-  await new Promise((r) => setTimeout(r, 100));
+  // A later session's connect event comes from the same gateway connection: once it is here, a
+  // second disconnect event for the kick would have been too.
+  await stack.client("u");
+  await waitFor(() => events.includes("connect"), 5000, "a later connect event");
   assert.equal(events.filter((e) => e === "disconnect").length, 1, "one disconnect per kick");
   sub.unsubscribe();
 });

@@ -3,7 +3,13 @@
  * @module */
 
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import {
+  type ConsumerInfo,
+  DeliverPolicy,
+  jetstream,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { gatewayExtensions } from "../src/streams/extensions.ts";
 import { Stack, type TestClient, waitFor } from "./_harness.ts";
@@ -26,6 +32,22 @@ function seqs(c: TestClient, sid: string): number[] {
 
 async function jsSub(c: TestClient, stream: string, data?: Record<string, unknown>) {
   return await c.request({ op: "js_sub", target: stream, data });
+}
+
+/** Consumers of `stream` on the server whose config passes `pred`. */
+async function consumers(
+  jsm: JetStreamManager,
+  stream: string,
+  pred: (ci: ConsumerInfo) => boolean = () => true,
+): Promise<ConsumerInfo[]> {
+  const out: ConsumerInfo[] = [];
+  for await (const ci of jsm.consumers.list(stream)) if (pred(ci)) out.push(ci);
+  return out;
+}
+
+/** Waits for message `seq` on `sid`: in an ordered subscription everything before it is there. */
+function seqArrived(c: TestClient, sid: string, seq: number, ms = 5000) {
+  return c.next((e) => e.sid === sid && e.data?.seq === seq, ms, `seq ${seq} on ${sid}`);
 }
 
 Deno.test("js_sub: allowed rows work, escalations forbidden, missing stream, bad filter", async () => {
@@ -69,7 +91,7 @@ Deno.test("js_sub: allowed rows work, escalations forbidden, missing stream, bad
 Deno.test("js_sub: deliver all/new/last/last_per_subject, start_seq, start_time, time_delta", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", CAPS);
-  const { js } = await setup(stack, 9);
+  const { js, jsm } = await setup(stack, 9);
   const c = await stack.client("u");
   const all = (await jsSub(c, "AUDIT", { deliver: "all" })).data.id;
   await c.waitMsgs(all, 9);
@@ -93,18 +115,26 @@ Deno.test("js_sub: deliver all/new/last/last_per_subject, start_seq, start_time,
   const delta = (await jsSub(c, "AUDIT", { time_delta: 3600 })).data.id;
   await c.waitMsgs(delta, 9);
   const neu = (await jsSub(c, "AUDIT")).data.id;
-  await c.request({ op: "ping" });
-  await new Promise((r) => setTimeout(r, 200));
+  // The reply comes before the consumer exists: "new" counts from its creation on the server.
+  await waitFor(
+    async () =>
+      (await consumers(jsm, "AUDIT", (ci) => ci.config.deliver_policy === DeliverPolicy.New))
+        .length === 1,
+    5000,
+    "the deliver-new consumer on the server",
+  );
   await js.publish("audit.e1", JSON.stringify({ i: 10 }));
-  await c.waitMsgs(neu, 1);
-  await new Promise((r) => setTimeout(r, 200));
+  // The last message of the test, on the filtered subject too: once a subscription has it, it
+  // has had everything before it (each is ordered), and nothing can follow.
+  await js.publish("audit.e0", JSON.stringify({ i: 11 }));
+  for (const sid of [last, lps, from, filtered, neu, delta]) await seqArrived(c, sid, 11);
   // "last" and "last_per_subject" start there and then follow live messages.
-  assert.deepEqual(seqs(c, last), [9, 10]);
-  assert.deepEqual(seqs(c, lps).sort((a, b) => a - b), [7, 8, 9, 10]);
-  assert.deepEqual(seqs(c, from), [7, 8, 9, 10]);
-  assert.deepEqual(seqs(c, filtered), [3, 6, 9]);
-  assert.deepEqual(seqs(c, neu), [10]);
-  assert.deepEqual(seqs(c, delta), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(seqs(c, last), [9, 10, 11]);
+  assert.deepEqual(seqs(c, lps).sort((a, b) => a - b), [7, 8, 9, 10, 11]);
+  assert.deepEqual(seqs(c, from), [7, 8, 9, 10, 11]);
+  assert.deepEqual(seqs(c, filtered), [3, 6, 9, 11]);
+  assert.deepEqual(seqs(c, neu), [10, 11]);
+  assert.deepEqual(seqs(c, delta), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 });
 
 Deno.test("js_sub: unsub then resume with start_seq = last + 1: no gap, no duplicate", async () => {
@@ -127,7 +157,7 @@ Deno.test("js_sub: unsub then resume with start_seq = last + 1: no gap, no dupli
 Deno.test("js_sub: ack mode redelivers unacked messages after ack_wait_ms", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", CAPS);
-  await setup(stack, 3);
+  const { js } = await setup(stack, 3);
   const c = await stack.client("u");
   const sid = (await jsSub(c, "AUDIT", { deliver: "all", ack: true, ack_wait_ms: 300 })).data.id;
   await c.waitMsgs(sid, 3);
@@ -149,8 +179,15 @@ Deno.test("js_sub: ack mode redelivers unacked messages after ack_wait_ms", asyn
   assert.equal(unknown.data.code, "not_found");
   const bad = await c.request({ op: "ack", target: "AUDIT", data: { id: sid, seq: "x" } });
   assert.equal(bad.data.code, "bad_request");
-  await new Promise((r) => setTimeout(r, 700));
-  assert.equal(c.msgs(sid).filter((m) => m.data.seq !== 2 && m.data.redelivered).length, 0);
+  // A sentinel: seq 4, delivered after 1 and 3 were acked and never acked itself. Its
+  // redelivery is due after theirs would have been, so once it is here, theirs would be too.
+  await js.publish("audit.x", "4");
+  await c.next((e) => e.sid === sid && e.data.seq === 4 && e.data.redelivered === true, 5000);
+  assert.deepEqual(
+    c.msgs(sid).filter((m) => m.data.redelivered && m.data.seq !== 4).map((m) => m.data.seq),
+    [2],
+    "only seq 2 came back (and the sentinel)",
+  );
   const plain = (await jsSub(c, "AUDIT", { deliver: "all" })).data.id;
   await c.waitMsgs(plain, 3);
   const na = await c.request({ op: "ack", target: "AUDIT", data: { id: plain, seq: 1 } });
@@ -160,11 +197,15 @@ Deno.test("js_sub: ack mode redelivers unacked messages after ack_wait_ms", asyn
 Deno.test("js_sub: batch bounds messages in flight for ack subscriptions", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", CAPS);
-  await setup(stack, 10);
+  const { jsm } = await setup(stack, 10);
   const c = await stack.client("u");
   const sid = (await jsSub(c, "AUDIT", { deliver: "all", ack: true, batch: 3 })).data.id;
   await c.waitMsgs(sid, 3);
-  await new Promise((r) => setTimeout(r, 300));
+  // The server holds the bound: the consumer takes at most 3 unacked, and has handed out 3.
+  const [ci] = await consumers(jsm, "AUDIT");
+  assert.equal(ci.config.max_ack_pending, 3, "the consumer is bounded by batch");
+  assert.equal(ci.num_ack_pending, 3);
+  assert.equal(ci.delivered.stream_seq, 3, "the server delivered no more than batch");
   assert.equal(c.msgs(sid).length, 3, "no more than batch unacked in flight");
   await c.request({ op: "ack", target: "AUDIT", data: { id: sid, seq: 1 } });
   await c.waitMsgs(sid, 4);
@@ -188,12 +229,14 @@ Deno.test("js_sub: durable resumes after reconnect and is never shared across us
   // expiry): they come back after the durable's 5 s ack wait, never lost. 30 s leaves room for
   // a loaded machine (15 s once ran out during a soak).
   await c2.waitMsgs(d2, 2, 30_000);
-  await new Promise((r) => setTimeout(r, 200));
-  assert.deepEqual(seqs(c2, d2), [5, 6], "position survived the reconnect");
+  // A sentinel published after 5 and 6 arrived: once it is here, any replay is behind it.
+  await js.publish("audit.x", "7");
+  await seqArrived(c2, d2, 7);
+  assert.deepEqual(seqs(c2, d2), [5, 6, 7], "position survived the reconnect");
   const other = await stack.client("v");
   const d3 = (await jsSub(other, "AUDIT", { deliver: "all", durable: "reader" })).data.id;
-  await other.waitMsgs(d3, 6);
-  assert.deepEqual(seqs(other, d3), [1, 2, 3, 4, 5, 6], "another user's durable starts fresh");
+  await other.waitMsgs(d3, 7);
+  assert.deepEqual(seqs(other, d3), [1, 2, 3, 4, 5, 6, 7], "another user's durable starts fresh");
   const names: string[] = [];
   for await (const ci of jsm.consumers.list("AUDIT")) names.push(ci.name);
   const durables = names.filter((n) => n.startsWith("ng_") && n.endsWith("_reader"));
@@ -249,15 +292,18 @@ Deno.test("js_sub, kv_sub: an unsub racing the consumer's creation leaves no con
 Deno.test("js_sub: revoked when capabilities shrink", async () => {
   await using stack = await Stack.start();
   await stack.setCaps("u", CAPS);
-  const { js } = await setup(stack);
+  const { js, jsm } = await setup(stack);
   const c = await stack.client("u");
   const sid = (await jsSub(c, "AUDIT")).data.id;
+  await waitFor(async () => (await consumers(jsm, "AUDIT")).length === 1, 5000, "its consumer");
   await stack.setCaps("u", { streams: { CHAT: ["chat.room.123"] } });
   const cu = await c.next((e) => e.op === "cap_update" && e.data.revoked.length > 0);
   assert.deepEqual(cu.data.revoked, [sid]);
+  // Its consumer is gone from the server: nothing is left that could deliver to it.
+  await waitFor(async () => (await consumers(jsm, "AUDIT")).length === 0, 5000, "consumer gone");
   await js.publish("audit.x", "1");
   await c.request({ op: "ping" });
-  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await consumers(jsm, "AUDIT")).length, 0, "not re-created");
   assert.equal(c.msgs(sid).length, 0);
 });
 
@@ -287,7 +333,9 @@ Deno.test("js_sub: nats-server restart under publishing: gapless, no duplicates"
     await js.publish("audit.x", String(++published));
   }
   await c.waitMsgs(sid, published, 20000);
-  await new Promise((r) => setTimeout(r, 300));
+  // A sentinel after the last: once it is here, a duplicate of any before it would be too.
+  await js.publish("audit.x", String(++published));
+  await seqArrived(c, sid, published);
   assert.deepEqual(seqs(c, sid), Array.from({ length: published }, (_, i) => i + 1));
 });
 
@@ -303,9 +351,9 @@ Deno.test("js_sub: $ rule inside a stream: a wildcard-first filter never deliver
   const c = await stack.client("u");
   const all = (await jsSub(c, "MIXED", { deliver: "all" })).data.id;
   const dollar = (await jsSub(c, "MIXED", { deliver: "all", filter: "$AUD.>" })).data.id;
-  await c.waitMsgs(all, 2);
+  // Seq 3 is the stream's last message: once each subscription is past it, it has had all.
+  await seqArrived(c, all, 3);
   await c.waitMsgs(dollar, 1);
-  await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(c.msgs(all).map((m) => m.data.subject), ["mixed.a", "mixed.b"]);
   assert.deepEqual(c.msgs(dollar).map((m) => m.data.subject), ["$AUD.secret"]);
 });
