@@ -4,6 +4,7 @@
  * @module */
 
 export * from "./verify.ts";
+export * from "./auth_failure.ts";
 export * from "./mint.ts";
 export * from "./user_key.ts";
 export * from "./capabilities.ts";

@@ -9,7 +9,7 @@ import {
   jwtVerify,
   type JWTVerifyGetKey,
 } from "jose";
-import { GatewayError } from "../protocol/errors.ts";
+import { joseFailureReason, TokenRejectedError } from "./auth_failure.ts";
 import { validateUserId } from "./user_key.ts";
 
 /** Options of {@link createTokenVerifier}; at least one key source is required. */
@@ -95,7 +95,7 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
   };
   return async (token: string) => {
     if (typeof token !== "string" || token.length === 0 || token.length > _MAX_TOKEN) {
-      throw new GatewayError("unauthorized", "invalid token");
+      throw new TokenRejectedError("malformed", "invalid token");
     }
     let payload;
     try {
@@ -105,18 +105,24 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
         audience: opts.audience,
       }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) {
-        throw new GatewayError("unauthorized", "token expired");
-      }
-      throw new GatewayError("unauthorized", "invalid token");
+      const reason = joseFailureReason(err);
+      throw new TokenRejectedError(
+        reason,
+        reason === "expired" ? "token expired" : "invalid token",
+        {
+          cause: err,
+        },
+      );
     }
     const exp = typeof payload.exp === "number" ? payload.exp : null;
     // A token without exp is a credential that never dies: refused unless the operator opts in.
-    if (exp === null && requireExp) throw new GatewayError("unauthorized", "token has no exp");
+    if (exp === null && requireExp) {
+      throw new TokenRejectedError("invalid_claims", "token has no exp");
+    }
     const user = payload.sub;
     if (typeof user !== "string" || user.length > _MAX_USER || validateUserId(user) !== null) {
       // Also refuses ids that cannot be a capability key (lone surrogates, too long encoded).
-      throw new GatewayError("unauthorized", "token has no valid sub claim");
+      throw new TokenRejectedError("invalid_claims", "token has no valid sub claim");
     }
     return { user, exp, claims: Object.freeze({ ...payload }) };
   };
