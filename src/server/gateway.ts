@@ -25,6 +25,8 @@ import {
 } from "../nats/control.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { GatewayMetrics } from "./metrics.ts";
+import { type Readiness, ReadinessProbe } from "./readiness.ts";
+import { authFailureReason } from "../auth/auth_failure.ts";
 import { Session, type SessionContext } from "../session/session.ts";
 import type {
   GatewayRuntime,
@@ -168,6 +170,7 @@ export class Gateway {
   #closed?: Promise<void>;
   #wsPath: string;
   #metrics: GatewayMetrics;
+  #readiness: ReadinessProbe;
   #closedTraffic = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
 
   private constructor(init: {
@@ -234,9 +237,28 @@ export class Gateway {
         return t;
       },
       capabilityReloads: () => this.#store.reloads,
+    }, {
+      onProcUnavailable: (err) =>
+        this.log.info("process metrics: /proc is not readable (Deno needs --allow-all for it)", {
+          missing: "process_virtual_memory_bytes process_open_fds process_max_fds",
+          error: err,
+        }),
     });
+    this.#readiness = new ReadinessProbe(async () => {
+      return await this.#store.readable()
+        ? { ready: true }
+        : { ready: false, reason: "auth bucket not readable" };
+    }, { timeoutReason: "auth bucket read not answered within 1000 ms" });
+    try {
+      this.#server = init.server(this);
+    } catch (err) {
+      // Not listening (e.g. the port is taken): nothing started here may outlive this, and the
+      // teardown must not read as NATS trouble (the caller closes NATS).
+      this.#metrics.close();
+      this.#store.close();
+      throw err;
+    }
     this.#watchNatsStatus();
-    this.#server = init.server(this);
     this.addr = this.#server.addr;
     // Stalled readers are found by a sweep: nobody pushes to them, so no push notices.
     const every = Math.max(50, Math.min(1000, init.limits.writeDeadlineMs / 5));
@@ -387,6 +409,8 @@ export class Gateway {
       },
       onClosed: (s) => {
         if (!this.#sessions.delete(s)) return;
+        // Every accepted connection ends here once, authenticated or not (4001s included).
+        this.#metrics.closed(s.closeCode ?? 1006);
         const t = this.#closedTraffic;
         t.msgsIn += s.msgsIn;
         t.bytesIn += s.bytesIn;
@@ -399,6 +423,10 @@ export class Gateway {
       jsSubscribe: opts.jsSubscribe?.(runtime),
       budget: this.#budget,
       onCut: (reason) => this.#metrics.cut(reason),
+      onAuthFailure: (s, reason, message) => {
+        this.#metrics.authFailed(reason);
+        this.log.info("auth failed", { session: s.id, remote: s.meta.remote, reason, message });
+      },
       onAbuse: (s) => {
         const ms = this.#ipGate.penalize(addressKey(s.meta.ip), performance.now());
         this.log.info("client address penalised for abuse", { ip: s.meta.ip, ms });
@@ -418,8 +446,10 @@ export class Gateway {
       if (url.pathname === "/healthz") return new Response("ok\n");
       if (url.pathname === "/metrics") return await this.#metrics.render();
       if (url.pathname === "/readyz") {
-        const ready = await this.#ready();
-        return new Response(ready ? "ready\n" : "not ready\n", { status: ready ? 200 : 503 });
+        const r = await this.#ready();
+        return r.ready
+          ? new Response("ready\n")
+          : new Response(`not ready: ${r.reason}\n`, { status: 503 });
       }
       const extra = await opts.httpHandler?.(req, url);
       if (extra) return extra;
@@ -468,6 +498,7 @@ export class Gateway {
       ? `[${ip}]:${peer.port}`
       : `${ip}:${peer.port}`;
     if (!originAllowed(req.headers.get("origin"), cfg.allowedOrigins, req.headers.get("host"))) {
+      this.#metrics.authFailed("origin");
       this.log.info("upgrade refused: origin not allowed", {
         origin: req.headers.get("origin"),
         remote,
@@ -489,10 +520,12 @@ export class Gateway {
         try {
           verified = await cfg.verify(token);
         } catch (err) {
-          const reason = err instanceof GatewayError ? err.message : "invalid token";
-          this.log.info("upgrade refused: bad token", { reason, remote });
+          const message = err instanceof GatewayError ? err.message : "invalid token";
+          const reason = authFailureReason(err);
+          this.#metrics.authFailed(reason);
+          this.log.info("upgrade refused: bad token", { remote, reason, message });
           releaseIp();
-          return new Response(`unauthorized: ${reason}\n`, { status: 401 });
+          return new Response(`unauthorized: ${message}\n`, { status: 401 });
         }
       }
       // The request is consumed by the upgrade: read what the session needs first.
@@ -539,17 +572,16 @@ export class Gateway {
     return new Response(`${text}\n`, { status: 429, headers: { "retry-after": "1" } });
   }
 
-  /** Probe result, shared by `/readyz` requests within a second of each other. */
-  #readyProbe?: { at: number; ok: Promise<boolean> };
-
-  /** Ready: not draining, NATS connected, and the auth bucket readable (probed at most 1/s). */
-  #ready(): Promise<boolean> {
-    if (this.#closing || this.nc.isClosed()) return Promise.resolve(false);
-    const now = Date.now();
-    if (!this.#readyProbe || now - this.#readyProbe.at > 1000) {
-      this.#readyProbe = { at: now, ok: this.#store.readable() };
+  /**
+   * Ready: not draining, NATS connected, and the auth bucket readable (probed at most 1/s,
+   * answered within 1 s even while NATS does not answer).
+   */
+  #ready(): Promise<Readiness> {
+    if (this.#closing) return Promise.resolve({ ready: false, reason: "draining" });
+    if (this.nc.isClosed()) {
+      return Promise.resolve({ ready: false, reason: "NATS connection closed" });
     }
-    return this.#readyProbe.ok;
+    return this.#readiness.probe();
   }
 
   #watchNatsStatus(): void {
@@ -574,9 +606,6 @@ export class Gateway {
 
   #count(event: SessionEvent, fields?: Record<string, unknown>): void {
     switch (event) {
-      case "disconnect":
-        this.#metrics.closed(typeof fields?.code === "number" ? fields.code : 0);
-        return;
       case "denied":
         this.#metrics.denied(String(fields?.op ?? "unknown"));
         return;
@@ -594,10 +623,17 @@ export class Gateway {
 
   #emit(s: Session, event: SessionEvent, fields?: Record<string, unknown>): void {
     this.#count(event, fields);
-    if (this.log.enabled("debug")) {
-      this.log.debug(`session ${event}`, { session: s.id, user: s.user, ...fields });
-    } else if (event === "connect" || event === "disconnect") {
-      this.log.info(`session ${event}`, { session: s.id, user: s.user, ...fields });
+    if (event === "connect" || event === "disconnect") {
+      const line: Record<string, unknown> = { session: s.id, user: s.user, remote: s.meta.remote };
+      if (event === "disconnect") line.duration_ms = Date.now() - s.since.getTime();
+      this.log.info(`session ${event}`, { ...line, ...fields });
+    } else if (this.log.enabled("debug")) {
+      this.log.debug(`session ${event}`, {
+        session: s.id,
+        user: s.user,
+        remote: s.meta.remote,
+        ...fields,
+      });
     }
     if (this.nc.isClosed() || this.#closed) return;
     try {
@@ -738,6 +774,7 @@ export class Gateway {
         }
       }
       clearInterval(this.#sweepTimer);
+      this.#metrics.close();
       this.#hub.close();
       this.#store.close();
       await this.#server.close();

@@ -1,12 +1,37 @@
 /** Prometheus metrics of a gateway, exposed at /metrics in the text format (prom-client).
- * Hot-path counts stay plain integers on sessions and are read at scrape time.
+ * Hot-path counts stay plain integers on sessions and are read at scrape time. Every labelled
+ * series of a known label value starts at 0, so a rate over it exists before the first event.
+ * Process and runtime series come from `process_collector.ts`.
  * @module */
 
 import client from "prom-client";
+import { AUTH_FAILURE_REASONS, type AuthFailureReason } from "../auth/auth_failure.ts";
+import { CloseCode } from "../protocol/errors.ts";
 import { CUT_REASONS, type CutReason } from "../session/backpressure.ts";
 import type { IpRefusal } from "./ip_gate.ts";
+import { ProcessCollector } from "./process_collector.ts";
 
 const _REFUSALS: readonly IpRefusal[] = ["conns_per_ip", "upgrade_rate", "penalty"];
+/** Close codes listed from the start: normal ones (1000, 1005 no code, 1006 gone) and ours. */
+const _CLOSE_CODES: readonly number[] = [1000, 1005, 1006, ...Object.values(CloseCode)];
+/** Ops a capability check can deny. */
+const _DENIABLE_OPS = ["sub", "pub", "cmd", "kv_sub", "js_sub"] as const;
+/** Limits counted by `natsgate_limit_events_total`. */
+const _LIMITS = [
+  "backpressure",
+  "rate",
+  "subscriptions",
+  "pending_cmds",
+  "connections_per_user",
+] as const;
+/** `cmd` outcomes listed from the start (others, such as `internal`, appear when they occur). */
+const _CMD_OUTCOMES = ["ok", "timeout", "no_responders", "unavailable"] as const;
+
+/** Options of {@link GatewayMetrics}. */
+export interface GatewayMetricsOptions {
+  /** Told once why `/proc/self` cannot be read (the `process_*` series it alone gives are left out). */
+  onProcUnavailable?: (err: unknown) => void;
+}
 
 /** Live figures the registry reads at scrape time. */
 export interface MetricsSource {
@@ -39,11 +64,15 @@ export class GatewayMetrics {
   readonly #cmdSeconds: client.Histogram<"outcome">;
   readonly #cuts: client.Counter<"reason">;
   readonly #refusals: client.Counter<"reason">;
+  readonly #authFailures: client.Counter<"reason">;
+  readonly #process: ProcessCollector;
 
-  /** Creates the registry; `source` is read on every scrape. */
-  constructor(source: MetricsSource) {
+  /** Creates the registry; `source` is read on every scrape. Call {@link close} when done. */
+  constructor(source: MetricsSource, opts: GatewayMetricsOptions = {}) {
     const registers = [this.registry = new client.Registry()];
-    client.collectDefaultMetrics({ register: this.registry, prefix: "natsgate_" });
+    this.#process = new ProcessCollector(this.registry, {
+      onProcUnavailable: opts.onProcUnavailable,
+    });
     new client.Gauge({
       name: "natsgate_connections",
       help: "Open client connections.",
@@ -93,10 +122,18 @@ export class GatewayMetrics {
     });
     this.#closes = new client.Counter({
       name: "natsgate_connection_closes_total",
-      help: "Client connections closed, by WebSocket close code.",
+      help: "Client connections closed, by WebSocket close code (unauthenticated ones included).",
       labelNames: ["code"] as const,
       registers,
     });
+    for (const code of _CLOSE_CODES) this.#closes.inc({ code: String(code) }, 0);
+    this.#authFailures = new client.Counter({
+      name: "natsgate_auth_failures_total",
+      help: "Failed authentications by reason: " + AUTH_FAILURE_REASONS.join(", ") + ".",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason }, 0);
     new client.Histogram({
       name: "natsgate_sessions_per_user",
       help: "Open sessions per connected user (sampled at scrape).",
@@ -142,12 +179,14 @@ export class GatewayMetrics {
       labelNames: ["op"] as const,
       registers,
     });
+    for (const op of _DENIABLE_OPS) this.#denials.inc({ op }, 0);
     this.#limitCloses = new client.Counter({
       name: "natsgate_limit_events_total",
       help: "Limit hits: backpressure, rate, subscriptions, pending_cmds, connections_per_user.",
       labelNames: ["limit"] as const,
       registers,
     });
+    for (const limit of _LIMITS) this.#limitCloses.inc({ limit }, 0);
     this.#cmdSeconds = new client.Histogram({
       name: "natsgate_cmd_duration_seconds",
       help: "Latency of cmd requests through NATS, by outcome.",
@@ -155,6 +194,7 @@ export class GatewayMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    for (const outcome of _CMD_OUTCOMES) this.#cmdSeconds.zero({ outcome });
     this.#natsReconnects = new client.Counter({
       name: "natsgate_nats_reconnects_total",
       help: "Reconnects of the gateway's NATS connection.",
@@ -196,6 +236,11 @@ export class GatewayMetrics {
     this.#refusals.inc({ reason });
   }
 
+  /** Counts a failed authentication. */
+  authFailed(reason: AuthFailureReason): void {
+    this.#authFailures.inc({ reason });
+  }
+
   /** Counts a denial. */
   denied(op: string): void {
     this.#denials.inc({ op });
@@ -219,6 +264,11 @@ export class GatewayMetrics {
   /** Records a cmd's latency. */
   cmd(seconds: number, outcome: string): void {
     this.#cmdSeconds.observe({ outcome }, seconds);
+  }
+
+  /** Stops the event-loop probe. Idempotent. */
+  close(): void {
+    this.#process.close();
   }
 
   /** Renders the exposition text. */

@@ -4,6 +4,7 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CapabilitySet } from "../auth/capabilities.ts";
+import type { AuthFailureReason } from "../auth/auth_failure.ts";
 import type { VerifiedToken } from "../auth/verify.ts";
 import type { Logger } from "../log/log.ts";
 import type { ClientEnvelope } from "../protocol/envelope.ts";
@@ -71,12 +72,16 @@ export interface OpScope {
   emit(event: SessionEvent, fields?: Record<string, unknown>): void;
   /** Records a cmd's latency and outcome. */
   observeCmd(seconds: number, outcome: string): void;
+  /** Reports a failed authentication (a refresh) for metrics and the log. */
+  authFailed(reason: AuthFailureReason, message: string): void;
 }
 
-/** Refuses an op the capabilities do not allow: `denied` event, debug log, `forbidden`. */
+/**
+ * Refuses an op the capabilities do not allow: one `denied` event (logged once at debug, with
+ * the rule's reason), `forbidden`.
+ */
 export function deny(s: OpScope, env: ClientEnvelope, reason: string): never {
-  s.emit("denied", { op: env.op, target: env.target, code: "forbidden" });
-  s.log.debug("denied", { session: s.id, op: env.op, reason });
+  s.emit("denied", { op: env.op, target: env.target, code: "forbidden", reason });
   throw new GatewayError("forbidden", "not allowed");
 }
 

@@ -4,6 +4,7 @@
  * @module */
 
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
+import { authFailureReason } from "../auth/auth_failure.ts";
 import { checkCommand, checkPublish } from "../auth/capabilities.ts";
 import {
   type ClientEnvelope,
@@ -47,6 +48,7 @@ function opAuth(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   s.verify(token).then((v) => {
     if (s.state !== "open") return;
     if (v.user !== s.user) {
+      s.authFailed("wrong_user", "token is for a different user");
       s.fail(new GatewayError("forbidden", "token is for a different user"), ctx);
       return;
     }
@@ -59,6 +61,7 @@ function opAuth(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
     s.reply(env, { user: v.user, exp });
   }, (err) => {
     // An invalid refresh token ends the session: the client presented bad credentials.
+    s.authFailed(authFailureReason(err), (err as Error).message);
     s.fail(err, ctx);
     s.close(CloseCode.UNAUTHORIZED, "unauthorized");
   });

@@ -37,6 +37,7 @@ import type { SubjectHub } from "./subject_hub.ts";
 import type { OpScope, SessionState } from "./op_scope.ts";
 import { OP_HANDLERS } from "./ops.ts";
 import { SessionSubscriptions } from "./subscriptions.ts";
+import { type AuthFailureReason, authFailureReason } from "../auth/auth_failure.ts";
 
 /** What the gateway gives each session. */
 export interface SessionContext {
@@ -72,6 +73,8 @@ export interface SessionContext {
   onCut?(reason: CutReason): void;
   /** Called when the session is closed for sustained abuse (rate limit): admission penalty. */
   onAbuse?(session: Session): void;
+  /** Called for every failed authentication or refresh (metrics by reason, log). */
+  onAuthFailure?(session: Session, reason: AuthFailureReason, message: string): void;
 }
 
 /** Largest inbound message before authentication: an `auth` frame with a token of 8 KiB fits. */
@@ -83,6 +86,8 @@ const _MAX_TIMER = 2 ** 31 - 1;
 const _BARE = new WeakMap<ErrorInfo, string>();
 const _BINARY_FRAME = errorInfo("bad_request", "binary frames are not supported");
 let _sessionCounter = 0;
+/** Error codes logged at info when an op fails with them (`internal` is logged at error). */
+const _LOGGED_CODES: ReadonlySet<string> = new Set(["not_found", "timeout", "no_responders"]);
 
 /** A client session on one WebSocket. */
 export class Session {
@@ -102,6 +107,10 @@ export class Session {
   bytesIn = 0;
   /** Messages delivered. */
   msgsOut = 0;
+  /** The close code: the one the gateway sent, or the client's when it closed first. */
+  closeCode?: number;
+  /** The close reason that went with {@link Session.closeCode}. */
+  closeReason?: string;
 
   #ws: SessionSocket;
   #state: SessionState = "unauthenticated";
@@ -187,6 +196,7 @@ export class Session {
       fail: (err, ectx) => this.#fail(err, ectx),
       close: (code, reason) => this.close(code, reason),
       emit: (event, fields) => ctx.emit(this, event, fields),
+      authFailed: (reason, message) => ctx.onAuthFailure?.(this, reason, message),
       observeCmd: (seconds, outcome) => ctx.observeCmd?.(seconds, outcome),
     };
   }
@@ -227,6 +237,7 @@ export class Session {
     }
     this.#authTimer = setTimeout(() => {
       if (this.#state === "unauthenticated") {
+        this.context.onAuthFailure?.(this, "missing_token", "authentication timed out");
         this.#fail(new GatewayError("unauthorized", "authentication timed out"), { op: "auth" });
         this.close(CloseCode.UNAUTHORIZED, "authentication timed out");
       }
@@ -340,6 +351,7 @@ export class Session {
     const ctx: ErrorContext = { op: env.op, target: env.target, inbox: env.inbox };
     if (this.#state === "unauthenticated") {
       if (env.op !== "auth") {
+        this.context.onAuthFailure?.(this, "missing_token", "the first frame must be auth");
         this.#fail(new GatewayError("unauthorized", "the first frame must be auth"), ctx);
         this.close(CloseCode.UNAUTHORIZED, "unauthorized");
         return;
@@ -361,6 +373,7 @@ export class Session {
     this.context.verify(token).then(
       (v) => this.#authenticate(v, env),
       (err) => {
+        this.context.onAuthFailure?.(this, authFailureReason(err), (err as Error).message);
         this.#fail(err, ctx);
         this.close(CloseCode.UNAUTHORIZED, "unauthorized");
       },
@@ -403,6 +416,8 @@ export class Session {
       }
     }, (err) => {
       this.context.log.error("cannot read capabilities", { user: v.user, error: err });
+      const why = err instanceof Error ? err.message : String(err);
+      this.context.onAuthFailure?.(this, "capabilities_unavailable", why);
       this.#fail(new GatewayError("unavailable", "capabilities cannot be read now"), {
         op: "auth",
         inbox: env?.inbox,
@@ -500,6 +515,17 @@ export class Session {
     const gerr = toGatewayError(err);
     if (gerr.code === "internal") {
       this.context.log.error("op failed", { session: this.id, op: ctx.op, error: err });
+    } else if (_LOGGED_CODES.has(gerr.code)) {
+      // What an operator looks for when a client reports "it does not work": a missing bucket
+      // or stream, a service that does not answer. Bounded by the op rate limit.
+      this.context.log.info("op failed", {
+        session: this.id,
+        user: this.user,
+        op: ctx.op,
+        target: ctx.target,
+        code: gerr.code,
+        message: gerr.message,
+      });
     }
     if (this.#state === "closed") return;
     this.send(errorEnvelope(gerr, ctx));
@@ -553,6 +579,8 @@ export class Session {
     if (this.#state === "closed") return;
     const wasOpen = this.#state === "open";
     this.#state = "closed";
+    this.closeCode = code;
+    this.closeReason = reason;
     this.#release();
     try {
       closeSocket();
@@ -576,6 +604,8 @@ export class Session {
     if (this.#state !== "closed") {
       const wasOpen = this.#state === "open";
       this.#state = "closed";
+      this.closeCode = code;
+      this.closeReason = reason;
       this.#out.close();
       this.#release();
       if (wasOpen || this.user !== undefined) {
