@@ -106,13 +106,8 @@ export async function createTokenVerifier(opts: JwtOptions): Promise<TokenVerifi
       }));
     } catch (err) {
       const reason = joseFailureReason(err);
-      throw new TokenRejectedError(
-        reason,
-        reason === "expired" ? "token expired" : "invalid token",
-        {
-          cause: err,
-        },
-      );
+      const message = reason === "expired" ? "token expired" : "invalid token";
+      throw new TokenRejectedError(reason, message, { cause: err });
     }
     const exp = typeof payload.exp === "number" ? payload.exp : null;
     // A token without exp is a credential that never dies: refused unless the operator opts in.
