@@ -76,9 +76,26 @@ Deno.test("metrics: connections, traffic, denials, closes, cmd latency, revocati
 
 Deno.test("metrics: a real natsgate serve reports real process figures, auth failures and 4001s", async () => {
   await using stack = await Stack.start();
-  await stack.setCaps("u", { subjects: ["m.>"] });
+  await stack.setCaps("u", {
+    subjects: ["m.>"],
+    commands: ["svc.silent"],
+    buckets: { gone: [">"] },
+  });
+  // A service that takes requests and never answers: the cmd times out.
+  stack.nc.subscribe("svc.silent", { callback: () => {} });
+  await stack.nc.flush();
   const gw = new NatsgateProcess(
-    ["serve", "--nats", stack.nats.url, "--jwt-secret", TEST_SECRET, "--listen", "127.0.0.1:0"],
+    [
+      "serve",
+      "--nats",
+      stack.nats.url,
+      "--jwt-secret",
+      TEST_SECRET,
+      "--listen",
+      "127.0.0.1:0",
+      "--log-level",
+      "debug",
+    ],
     {},
     { limitMs: 60_000 },
   );
@@ -91,6 +108,10 @@ Deno.test("metrics: a real natsgate serve reports real process figures, auth fai
     const sid = await good.sub("m.x");
     for (let i = 0; i < 20; i++) stack.nc.publish("m.x", JSON.stringify({ i }));
     await good.waitMsgs(sid, 20);
+    const silent = await good.request({ op: "cmd", target: "svc.silent", timeout_ms: 50 });
+    assert.equal(silent.data.code, "timeout");
+    assert.equal((await good.request({ op: "kv_sub", target: "gone" })).data.code, "not_found");
+    assert.equal((await good.request({ op: "pub", target: "elsewhere.x" })).data.code, "forbidden");
     // A token signed with another secret: refused at the upgrade (401, no connection).
     const forged = await mintToken({ secret: "not-the-gateway-secret-0123456789ab", user: "u" });
     await assert.rejects(TestClient.connect(url, { query: forged }));
@@ -132,6 +153,8 @@ Deno.test("metrics: a real natsgate serve reports real process figures, auth fai
     assert.equal(failures("issuer_audience"), 0, "listed at 0");
     assert.equal(_value(text, "natsgate_connections_total"), 3, "the 401 never became one");
     assert.ok(_value(text, "natsgate_messages_out_total") >= 20);
+    assert.equal(_value(text, 'natsgate_cmd_duration_seconds_count{outcome="timeout"}'), 1);
+    assert.equal(_value(text, 'natsgate_denials_total{op="pub"}'), 1);
 
     // The log: connect with remote at info; auth failures with their reason.
     await good.close();
@@ -144,6 +167,11 @@ Deno.test("metrics: a real natsgate serve reports real process figures, auth fai
     assert.match(gw.stderr, /auth failed [^\n]*reason=expired/);
     assert.match(gw.stderr, /auth failed [^\n]*reason=missing_token/);
     assert.match(gw.stderr, /upgrade refused: bad token [^\n]*reason=bad_signature/);
+    assert.match(gw.stderr, /INFO +op failed [^\n]*op=cmd target=svc\.silent code=timeout/);
+    assert.match(gw.stderr, /INFO +op failed [^\n]*op=kv_sub target=gone code=not_found/);
+    const denials = gw.stderr.split("\n").filter((l) => l.includes("elsewhere.x"));
+    assert.equal(denials.length, 1, `one line per denial: ${denials.join("\n")}`);
+    assert.match(denials[0], /DEBUG session denied [^\n]*reason=/);
   } finally {
     await gw.stop();
   }
