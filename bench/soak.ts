@@ -736,7 +736,7 @@ async function main(): Promise<number> {
     await _sleep(2000);
     const base = await _natsFigures(nats);
     const baseRss = await rssKb(gw.child.pid);
-    const baseHeap = _promSum(await gw.metrics(), "natsgate_nodejs_heap_size_used_bytes");
+    const baseHeap = _promSum(await gw.metrics(), "deno_heap_size_used_bytes");
     console.error(
       `baseline: NATS subscriptions ${base.subs} (gateway connection ${base.gwSubs}), ` +
         `consumers ${base.consumers}, gateway RSS ${(baseRss / 1024).toFixed(1)} MB`,
@@ -842,7 +842,7 @@ async function main(): Promise<number> {
         t: (now - t0) / 1000,
         conns: _promSum(m, "natsgate_connections"),
         rssMb: rss / 1024,
-        heapMb: _promSum(m, "natsgate_nodejs_heap_size_used_bytes") / 1024 / 1024,
+        heapMb: _promSum(m, "deno_heap_size_used_bytes") / 1024 / 1024,
         cpuPct: (cpu - prev.cpu) / dt,
         natsSubs: nf.subs,
         gwNatsSubs: nf.gwSubs,
@@ -1086,7 +1086,7 @@ async function main(): Promise<number> {
       `after close ${(rssAfter / 1024).toFixed(1)} MB; V8 heap used idle ${
         (baseHeap / 1024 / 1024).toFixed(1)
       } MB, after close ${
-        (_promSum(endMetrics, "natsgate_nodejs_heap_size_used_bytes") / 1024 / 1024).toFixed(1)
+        (_promSum(endMetrics, "deno_heap_size_used_bytes") / 1024 / 1024).toFixed(1)
       } MB`,
       `open-file limits: gateway ${gwFd.soft}, client process ${clientFd.soft} (soft raised to ` +
       `the hard limit with ulimit -n in the spawning shell)`,
