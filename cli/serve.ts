@@ -1,15 +1,13 @@
 /** `natsgate serve`: runs the gateway, against given NATS servers or an embedded nats-server.
- * `--dev` keeps state in ./.natsgate, seeds a demo user and prints a ready-to-use token.
+ * `--dev` keeps state in ./.natsgate, seeds the demo user, bucket and stream (_dev_seed.ts) and
+ * prints a ready-to-use token.
  * @module */
 
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
 import { Gateway, type GatewayOptions } from "../src/server/gateway.ts";
 import { createLogger, isLogLevel, type Logger } from "../src/log/log.ts";
 import { NatsServer, requireNatsServer } from "../src/nats/launcher.ts";
 import { mintToken } from "../src/auth/mint.ts";
-import { userKey } from "../src/auth/user_key.ts";
 import { connectNats } from "../src/nats/connect.ts";
 import { gatewayExtensions } from "../src/streams/extensions.ts";
 import { consoleHandler } from "../src/server/static_assets.ts";
@@ -23,6 +21,7 @@ import {
   positiveIntArg,
 } from "./_common.ts";
 import { parseCidr } from "../src/server/client_ip.ts";
+import { seedDemo } from "./_dev_seed.ts";
 
 /** Parses a comma separated CIDR list (usage error on a bad block). */
 function cidrListArg(value: string): string[] {
@@ -36,15 +35,6 @@ function cidrListArg(value: string): string[] {
   }
   return list;
 }
-
-/** Capabilities seeded for the `demo` user in dev mode. */
-export const DEMO_CAPABILITIES = {
-  subjects: ["demo.>"],
-  publish: ["demo.>"],
-  commands: ["demo.>"],
-  buckets: { demo: [">"] },
-  streams: { DEMO: [">"] },
-};
 
 /** Splits `host:port` (IPv6 in brackets). */
 export function parseListen(value: string): { hostname: string; port: number } {
@@ -67,16 +57,6 @@ async function _devSecret(dir: string): Promise<string> {
   const secret = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
   return secret;
-}
-
-async function _seedDemo(nc: NatsConnection, bucket: string, log: Logger): Promise<void> {
-  const kv = await new Kvm(nc).create(bucket, { history: 10 });
-  try {
-    await kv.create(userKey("demo"), JSON.stringify(DEMO_CAPABILITIES));
-    log.info("seeded demo user", { key: `${bucket}.${userKey("demo")}` });
-  } catch {
-    // already there: keep what the developer changed
-  }
 }
 
 /** Builds the `serve` command. */
@@ -298,7 +278,7 @@ export function serveCommand() {
           throw new CliError(`cannot connect to NATS at ${nats!.join(",")}: ${err.message}`);
         });
         cleanup.unshift(() => nc.drain().catch(() => {}));
-        if (o.dev) await _seedDemo(nc, o.authBucket, log);
+        if (o.dev) await seedDemo(nc, o.authBucket, log);
         const gwOpts: GatewayOptions = {
           hostname,
           port,
@@ -376,11 +356,16 @@ export function serveCommand() {
             [
               "",
               "natsgate dev mode",
+              ...(o.console
+                ? [`  console:   ${new URL("/", url.replace(/^ws/, "http")).href}`]
+                : []),
               `  WebSocket: ${url}`,
               `  token (user demo, 24h): ${token}`,
               `  connect:   ${url}?token=<token>   or send {"op":"auth","data":{"token":"<token>"}}`,
               `  try:       {"op":"sub","target":"demo.hello","inbox":"1"}`,
               `             {"op":"pub","target":"demo.hello","data":{"hi":1}}`,
+              `             {"op":"kv_sub","target":"demo","inbox":"2"}   (bucket demo, 3 keys)`,
+              `             {"op":"js_sub","target":"DEMO","inbox":"3","data":{"deliver":"all"}}`,
               `  state in ${o.dataDir}/ (dev secret, NATS data). Ctrl-C stops.`,
               "",
             ].join("\n"),
