@@ -381,6 +381,8 @@ export class NatsgateProcess {
   stdout = "";
   stderr = "";
   readonly done: Promise<Deno.CommandStatus>;
+  #exited = false;
+  #waiters: Array<() => void> = [];
 
   /** `limitMs`: killed (SIGKILL) if it is still running then, so no test can hang on it. */
   constructor(
@@ -402,7 +404,10 @@ export class NatsgateProcess {
       stderr: "piped",
     }).spawn();
     const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this[key] += chunk;
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+        this[key] += chunk;
+        this.#wake();
+      }
     };
     const out = collect(this.child.stdout, "stdout");
     const err = collect(this.child.stderr, "stderr");
@@ -414,18 +419,40 @@ export class NatsgateProcess {
       const status = await child.status;
       clearTimeout(timer);
       await Promise.all([out, err]);
+      this.#exited = true;
+      this.#wake();
       return status;
     })();
   }
 
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * Waits for output (stdout and stderr together) matching `re`, woken by each chunk of output;
+   * fails at once when the process exits without it, or after `ms`.
+   */
   async waitFor(re: RegExp, ms = 15000): Promise<RegExpExecArray> {
     const end = Date.now() + ms;
-    while (Date.now() < end) {
+    while (true) {
       const m = re.exec(this.stdout + this.stderr);
       if (m) return m;
-      await new Promise((r) => setTimeout(r, 20));
+      const left = end - Date.now();
+      if (this.#exited || left <= 0) {
+        const why = this.#exited ? "it exited before printing" : "timed out waiting for";
+        throw new Error(`${why} ${re}; output:\n${this.stdout}\n${this.stderr}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
-    throw new Error(`timed out waiting for ${re}; output:\n${this.stdout}\n${this.stderr}`);
   }
 
   async wsUrl(path = "/ws"): Promise<string> {

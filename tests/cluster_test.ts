@@ -168,15 +168,20 @@ Deno.test("cluster: two gateways, three NATS nodes, one service", async () => {
           `${err.message}; got ${JSON.stringify([...ackSeqs()].sort((x, y) => x - y))}`,
         );
       });
-    await new Promise((r) => setTimeout(r, 300));
+    // A sentinel stored after the 60 (sequence 61): both subscriptions are ordered, so once it is
+    // here a repeat of any message before it would be too.
+    await publishStored(js, "orders.x", "60", "o60");
+    for (const [c, sid] of [[a, jsA], [b, jsB]] as const) {
+      await c.next((e) => e.sid === sid && e.data.seq === 61, 30_000, "the sentinel");
+    }
     for (const [name, c, sid] of [["A", a, jsA], ["B", b, jsB]] as const) {
       const msgs = c.msgs(sid);
       assert.deepEqual(
         msgs.map((m) => m.data.seq),
-        want,
+        [...want, 61],
         `gateway ${name}: gapless, no duplicates`,
       );
-      assert.deepEqual(msgs.map((m) => m.data.payload), want.map((s) => s - 1));
+      assert.deepEqual(msgs.map((m) => m.data.payload), [...want, 61].map((s) => s - 1));
     }
     // Both KV watches end with the bucket's contents, each revision once, in order.
     const bucket = new Map<string, string>();

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { NatsServer } from "../src/nats/launcher.ts";
-import { NatsgateProcess, TEST_SECRET } from "./_harness.ts";
+import { NatsgateProcess, retry, TEST_SECRET } from "./_harness.ts";
 
 Deno.test("emfile: serve survives running out of descriptors and answers again after", async () => {
   const nats = await NatsServer.start();
@@ -25,16 +25,11 @@ Deno.test("emfile: serve survives running out of descriptors and answers again a
     assert.match(m[0], /accept/, "reported by the accept loop");
     for (const c of idle.splice(0)) c.close();
     // Served again once descriptors are free (the accept loop backs off at most 1 s).
-    let status = 0;
-    for (let i = 0; i < 100 && status !== 200; i++) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-        await res.body?.cancel();
-        status = res.status;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const status = await retry(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await res.body?.cancel();
+      return res.status;
+    });
     assert.equal(status, 200, "the gateway answers again");
     assert.doesNotMatch(gw.stderr, /Uncaught/, "no uncaught error");
   } finally {

@@ -101,15 +101,12 @@ Deno.test("fuzz gateway: every hostile frame earns documented errors or a docume
       // (see docs/security.md, Gaps): send nothing more until a possible close has been seen.
       if (oversized) await until(() => false, `${what}: close`);
       const auths = text ? parseFrame(text).filter((r) => !isFailure(r) && r.op === "auth") : [];
-      if (auths.length > 0) {
-        // A refresh is verified asynchronously; a bad token then closes with 4001.
-        const t0 = Date.now();
-        const answered = (ib?: string) =>
-          ib !== undefined && c.received.some((e) => e.inbox === ib);
-        const done = () => auths.every((a) => !isFailure(a) && answered(a.inbox));
-        while (!closed && !done() && Date.now() < t0 + 100) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
+      // A refresh is verified asynchronously (a bad token then closes with 4001): wait for the
+      // answer of each one that carries an inbox, or the close.
+      const inboxes = auths.flatMap((a) => isFailure(a) || a.inbox === undefined ? [] : [a.inbox]);
+      if (inboxes.length > 0) {
+        const answered = (ib: string) => c.received.some((e) => e.inbox === ib);
+        await until(() => inboxes.every(answered), `${what}: auth answers`);
       }
       if (!closed) {
         const sentinel = `sentinel-${i}`;

@@ -10,6 +10,7 @@ import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { userKey } from "../src/auth/user_key.ts";
+import { createLogger } from "../src/log/log.ts";
 import { type Envelope, retry, Stack, type TestClient, waitFor } from "./_harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,7 +90,14 @@ Deno.test("faults: nats-server restart under load: core, KV and JetStream subscr
     );
     gw.stop();
     admin.stop();
-    await sleep(200); // the gateway's subscriptions are back on the server by now
+    // The gateway's core subscription is back on the server once a message published after both
+    // reconnects reaches the client; from then on every core message must arrive.
+    const probe = n;
+    await waitFor(
+      () => c.msgs(core).some((m) => m.data.payload.i >= probe),
+      15_000,
+      "a core message published after the reconnects",
+    );
     from = n;
     await waitFor(() => n >= from + 100, 15_000, "publishing after the restart");
   } finally {
@@ -103,10 +111,16 @@ Deno.test("faults: nats-server restart under load: core, KV and JetStream subscr
 
   // js_sub: every stream sequence once, in order, across the restart.
   await c.waitMsgs(jsid, n, 20_000);
-  await sleep(300);
+  // A sentinel stored after the last (sequence n + 1): the subscription is ordered, so once it
+  // is here a repeat of any message before it would be too.
+  await js.publish("load.0", JSON.stringify({ i: n }), { msgID: `m${n}` });
+  await c.next((e) => e.sid === jsid && e.data.seq === n + 1, 20_000, "the sentinel");
   const jsMsgs = c.msgs(jsid);
-  assert.deepEqual(jsMsgs.map((m) => m.data.seq), Array.from({ length: n }, (_, i) => i + 1));
-  assert.deepEqual(jsMsgs.map((m) => m.data.payload.i), Array.from({ length: n }, (_, i) => i));
+  assert.deepEqual(jsMsgs.map((m) => m.data.seq), Array.from({ length: n + 1 }, (_, i) => i + 1));
+  assert.deepEqual(
+    jsMsgs.map((m) => m.data.payload.i),
+    Array.from({ length: n + 1 }, (_, i) => i),
+  );
 
   // Core: at most once by nature (what was published while NATS was down is lost), but the
   // subscription carries on: every message published once both sides were back arrived, once,
@@ -243,13 +257,21 @@ Deno.test("faults: auth bucket deleted: fail closed, then new rights once it is 
 });
 
 Deno.test("faults: auth bucket re-created while nobody connects: open sessions get the new rights", async () => {
-  await using stack = await Stack.start();
+  const lines: string[] = [];
+  await using stack = await Stack.start({
+    gateway: { log: createLogger({ level: "debug", write: (l) => void lines.push(l) }) },
+  });
   await stack.setCaps("u", { subjects: ["a.>"] });
   const first = await stack.client("u");
   const sid = await first.sub("a.x");
   const jsm = await jetstreamManager(stack.nc);
   await jsm.streams.delete("KV_auth");
-  await sleep(500);
+  // The gateway's watch has noticed: its log shows the consumer_deleted status of its consumer.
+  await waitFor(
+    () => lines.some((l) => l.includes("consumer_deleted") && l.includes("KV_auth")),
+    10_000,
+    "the watch finding its bucket gone",
+  );
   const kv = await new Kvm(stack.nc).create("auth", { history: 10 });
   await kv.put(userKey("u"), JSON.stringify({ subjects: ["b.>"] }));
   // No new connection reads the new bucket: the gateway's watch notices its consumer is gone,

@@ -3,6 +3,7 @@
  * @module */
 
 import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type Envelope, Stack, type TestClient, waitFor } from "./_harness.ts";
 
@@ -148,12 +149,21 @@ Deno.test("kv_sub: revoked when capabilities shrink; no more events after", asyn
   const c = await stack.client("u");
   const sid = (await kvSub(c, "articles")).data.id;
   await c.next((e) => e.sid === sid && e.data.op === "ready");
+  const jsm = await jetstreamManager(stack.nc);
+  const watchers = async () => {
+    let n = 0;
+    for await (const _ of jsm.consumers.list("KV_articles")) n++;
+    return n;
+  };
+  assert.equal(await watchers(), 1, "the watch's consumer");
   await stack.setCaps("u", { buckets: { todos: ["user.123.*"] } });
   const cu = await c.next((e) => e.op === "cap_update" && e.data.revoked.length > 0);
   assert.deepEqual(cu.data.revoked, [sid]);
+  // The watch's consumer is gone from the server: nothing is left that could deliver to it.
+  await waitFor(async () => (await watchers()) === 0, 5000, "the watch's consumer deleted");
   await kv.put("x", "1");
   await c.request({ op: "ping" });
-  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await watchers(), 0, "not re-created");
   assert.equal(c.msgs(sid).length, 1, "only the ready marker");
 });
 
@@ -181,8 +191,13 @@ Deno.test("kv_sub: a nats-server restart mid-watch loses and repeats nothing", a
   );
   for (let i = 1; i < 10; i++) await kv.put(`after.${i}`, String(i));
   await c.waitMsgs(sid, 21, 20000);
-  await new Promise((r) => setTimeout(r, 300));
-  const keys = events(c, sid).filter((e) => e.op === "put").map((e) => e.key);
+  // A sentinel after the last update: the watch is ordered, so once it is here a repeat of any
+  // update before it would be too.
+  await kv.put("sentinel", "1");
+  await c.next((e) => e.sid === sid && e.data.key === "sentinel", 5000, "the sentinel");
+  const keys = events(c, sid).filter((e) => e.op === "put" && e.key !== "sentinel").map((e) =>
+    e.key
+  );
   assert.equal(keys.length, 20, `each update once: ${keys.join(",")}`);
   assert.equal(new Set(keys).size, 20);
   assert.ok(keys.includes("after.0") && keys.includes("after.9"));

@@ -29,15 +29,7 @@ class Proc extends NatsgateProcess {
 
   /** The gateway's `host:port`, read from its "gateway listening" log line. */
   async listening(ms = 15_000): Promise<string> {
-    const end = Date.now() + ms;
-    let exited = false;
-    this.done.then(() => exited = true);
-    while (Date.now() < end && !exited) {
-      const m = /gateway listening .*addr=([\d.]+:\d+)/.exec(this.stderr + this.stdout);
-      if (m) return m[1];
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`serve did not start${exited ? " (it exited)" : ""}:\n${this.stderr}`);
+    return (await this.waitFor(/gateway listening .*addr=([\d.]+:\d+)/, ms))[1];
   }
 }
 
