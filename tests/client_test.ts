@@ -7,13 +7,17 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import {
   connect,
+  ConnectionError,
   type ConnectionState,
+  ForbiddenError,
   type JsMsg,
   type KvEvent,
   type Msg,
-  type NatsgateClient,
+  NatsgateClient,
   NatsgateError,
+  TokenExpiredError,
   tokenRefreshDelay,
+  UnauthorizedError,
 } from "../src/client/mod.ts";
 import { consoleHandler } from "../src/server/static_assets.ts";
 import { Stack, waitFor } from "./_harness.ts";
@@ -149,7 +153,11 @@ Deno.test("client: subscribe, publish and request, with typed error codes", asyn
   await stack.nc.flush();
   const reply = await client.request("svc.echo", { n: 7 });
   assert.deepEqual(reply, { payload: { echo: { n: 7 } } });
-  assert.equal((await rejection(client.request("chat.room.1", {}))).code, "forbidden");
+  const forbidden = await rejection(client.request("chat.room.1", {}));
+  assert.ok(forbidden instanceof ForbiddenError);
+  assert.equal(forbidden.code, "forbidden");
+  assert.match(forbidden.message, /^cmd chat\.room\.1: /, "the message names the op and target");
+  assert.deepEqual(forbidden.context, { op: "cmd", target: "chat.room.1" });
   assert.equal((await rejection(client.request("svc.nobody", {}))).code, "no_responders");
   const timedOut = await rejection(client.request("svc.hang", {}, { timeoutMs: 200 }));
   assert.equal(timedOut.code, "timeout");
@@ -189,6 +197,54 @@ Deno.test("client: queue groups share messages between subscribers", async () =>
   await waitFor(() => a.length + b.length >= 20, 5000, "20 queue messages");
   assert.equal(a.length + b.length, 20);
   assert.deepEqual([...a, ...b].map(Number).sort((x, y) => x - y), [...Array(20).keys()]);
+});
+
+Deno.test("client: for await over a typed subscription; it ends when the loop breaks or on unsubscribe", async () => {
+  await using stack = await startStack();
+  await stack.setCaps("u", { subjects: ["num.>"], publish: ["num.>"], commands: ["svc.>"] });
+  const double = stack.nc.subscribe("svc.double", {
+    callback: (_e, m) => {
+      m.respond(JSON.stringify({ n: (m.json() as { n: number }).n * 2 }));
+    },
+  });
+  await stack.nc.flush();
+  await using client = await connect(stack.gateway.wsUrl, { token: await stack.token("u") });
+
+  const sub = client.subscribe<{ n: number }>("num.a");
+  await sub.ready;
+  for (let i = 1; i <= 5; i++) await client.publish("num.a", { n: i });
+  const got: number[] = [];
+  for await (const m of sub) {
+    const n: number = m.payload.n; // typed by subscribe<T>
+    got.push(n);
+    if (got.length === 3) break; // leaving the loop unsubscribes
+  }
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.equal(sub.closed, true);
+  assert.equal(client.subscriptions.includes(sub), false);
+
+  // A handler and an iterator both see every message; unsubscribe() ends the iterator.
+  const handled: number[] = [];
+  const both = client.subscribe<{ n: number }>("num.b", (m) => {
+    handled.push(m.payload.n);
+  });
+  await both.ready;
+  const iterated = (async () => {
+    const out: number[] = [];
+    for await (const m of both) out.push(m.payload.n);
+    return out;
+  })();
+  for (let i = 1; i <= 3; i++) await client.publish("num.b", { n: i });
+  await waitFor(() => handled.length >= 3, 5000, "three handled messages");
+  await both.unsubscribe();
+  assert.deepEqual(await iterated, [1, 2, 3]);
+  assert.deepEqual(handled, [1, 2, 3]);
+  assert.equal(both.closed, true);
+
+  const reply = await client.request<{ n: number }, { n: number }>("svc.double", { n: 21 });
+  const doubled: number = reply.payload.n;
+  assert.equal(doubled, 42);
+  double.unsubscribe();
 });
 
 Deno.test("client: kvWatch keeps a key map, fires ready after the snapshot, follows changes", async () => {
@@ -345,6 +401,43 @@ Deno.test("client: a bad token fails connect() with unauthorized and never retri
   assert.equal(calls, 1);
 });
 
+Deno.test('client: an expired token says "token expired", in an auth frame and in a refused upgrade', async () => {
+  await using stack = await startStack();
+  const expired = await stack.token("u", -60);
+  // In the auth frame: the gateway answers an error, then closes with 4001 "unauthorized".
+  const err = await rejection(
+    connect(stack.gateway.wsUrl, { token: expired, reconnect: RECONNECT }),
+  );
+  assert.ok(err instanceof UnauthorizedError);
+  assert.equal(err.closeCode, 4001);
+  assert.equal(err.url, stack.gateway.wsUrl);
+  assert.match(err.message, /token expired/, "the gateway's reason, not the close's");
+  assert.ok(err.cause instanceof UnauthorizedError, "the gateway's error frame is the cause");
+
+  // In the URL's query: the gateway refuses the upgrade with HTTP 401, which no WebSocket API
+  // shows; the SDK asks again over plain HTTP and reports the gateway's answer. Not retried.
+  const seen: ConnectionState[] = [];
+  const client = new NatsgateClient(`${stack.gateway.wsUrl}?token=${expired}`, {
+    token: await stack.token("u"),
+    reconnect: RECONNECT,
+    waitOnFirstConnect: true,
+  });
+  client.on("state", (d) => seen.push(d.state));
+  const refused = await rejection(client.opened);
+  assert.ok(refused instanceof UnauthorizedError);
+  assert.equal(refused.httpStatus, 401);
+  assert.match(
+    refused.message,
+    /refused the WebSocket upgrade \(HTTP 401: unauthorized: token expired\)/,
+  );
+  assert.deepEqual(seen, ["closed"], "a refused token is not retried");
+  // What the SDK asked: a plain GET is checked like an upgrade, readable from any origin.
+  const plain = await fetch(`${httpBase(stack)}/ws?token=${expired}`);
+  assert.equal(plain.status, 401);
+  assert.equal(plain.headers.get("access-control-allow-origin"), "*");
+  assert.equal(await plain.text(), "unauthorized: token expired\n");
+});
+
 Deno.test("client: several URLs - the first connect tries each once; a dead gateway is skipped", async () => {
   await using stack = await startStack();
   // Port 1 on loopback: nothing listens, the connection is refused at once.
@@ -361,7 +454,11 @@ Deno.test("client: several URLs - the first connect tries each once; a dead gate
     token: await stack.token("u"),
     reconnect: RECONNECT,
   }));
+  assert.ok(err instanceof ConnectionError);
   assert.equal(err.code, "unavailable");
+  assert.equal(err.url, "ws://127.0.0.1:2/ws", "the gateway tried last");
+  assert.match(err.message, /ws:\/\/127\.0\.0\.1:2\/ws/, "the message names the URL");
+  assert.ok(err.cause instanceof Error, "the cause (connection refused) is kept");
   await assert.rejects(
     connect([], { token: "t" }),
     TypeError,
@@ -404,6 +501,8 @@ Deno.test("client: a static token that expires ends the client (4003), getToken 
   await waitFor(() => closed, 10_000, "the static client to close");
   assert.equal(closed?.code, 4003);
   assert.equal(closed?.error?.code, "unauthorized");
+  assert.ok(closed?.error instanceof TokenExpiredError);
+  assert.match(closed.error.message, /token expired/);
   assert.deepEqual(fixedStates, ["closed"]);
   assert.equal((await rejection(fixed.request("svc.echo", 1))).code, "unavailable");
 

@@ -436,12 +436,15 @@ export class Gateway {
     return async (req: Request, info: ConnInfo): Promise<Response> => {
       const url = new URL(req.url);
       if (url.pathname === this.#wsPath) {
-        return await this.#upgrade(req, url, info, context, {
+        const res = await this.#upgrade(req, url, info, context, {
           cookieName,
           allowedOrigins,
           verify,
           closeTimeoutMs,
         });
+        // A refusal's reason is readable by a page on another origin (no credentials involved).
+        if (res.status >= 400) res.headers.set("access-control-allow-origin", "*");
+        return res;
       }
       if (url.pathname === "/healthz") return new Response("ok\n");
       if (url.pathname === "/metrics") return await this.#metrics.render();
@@ -486,9 +489,6 @@ export class Gateway {
     },
   ): Promise<Response> {
     if (this.#closing) return new Response("shutting down\n", { status: 503 });
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("expected a WebSocket upgrade\n", { status: 426 });
-    }
     const peer = info.remoteAddr;
     const ip = clientIp(peer.hostname, req.headers, this.#trusted, this.#proxyHeader);
     const key = addressKey(ip);
@@ -527,6 +527,12 @@ export class Gateway {
           releaseIp();
           return new Response(`unauthorized: ${message}\n`, { status: 401 });
         }
+      }
+      // A plain GET is checked like an upgrade before it is told to upgrade, so a browser, whose
+      // WebSocket cannot read the HTTP status, can ask why its upgrade was refused (the SDK does).
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        releaseIp();
+        return new Response("expected a WebSocket upgrade\n", { status: 426 });
       }
       // The request is consumed by the upgrade: read what the session needs first.
       const userAgent = req.headers.get("user-agent") ?? undefined;
