@@ -39,12 +39,25 @@ const LAUNCH_ARGS = [
   "--disable-quic",
 ];
 
+/** A nats-server and a gateway serving the console page. */
+function consoleStack(): Promise<Stack> {
+  return Stack.start({ gateway: { httpHandler: consoleHandler({ console: true }) } });
+}
+
+/** Options of {@link withConsole}. */
+interface ConsoleOptions {
+  /** Connect the page as this user first. */
+  as?: string;
+  /** Browser console errors that are expected (others fail the test). */
+  expectedErrors?: RegExp;
+}
+
 /** Runs `fn` on a fresh console page of `stack`'s gateway; page errors fail the test, a failure
  * leaves a screenshot. */
 async function withConsole(
   stack: Stack,
   fn: (page: Page, context: BrowserContext) => Promise<void>,
-  expectedErrors?: RegExp,
+  { as, expectedErrors }: ConsoleOptions = {},
 ): Promise<void> {
   const base = `http://127.0.0.1:${stack.gateway.addr.port}`;
   const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
@@ -59,6 +72,7 @@ async function withConsole(
     });
     await page.goto(`${base}/`);
     assert.equal(await page.title(), "natsgate console");
+    if (as !== undefined) await connectAs(page, await stack.token(as));
     await fn(page, context);
     assert.deepEqual(pageErrors, []);
   } catch (err) {
@@ -98,8 +112,7 @@ Deno.test({
   name: "browser: the console connects with a pasted token, subscribes and shows a message",
   ignore: !hasChromium,
   async fn() {
-    const httpHandler = consoleHandler({ console: true });
-    await using stack = await Stack.start({ gateway: { httpHandler } });
+    await using stack = await consoleStack();
     await stack.setCaps("operator-view", {
       subjects: ["chat.>"],
       commands: ["svc.>"],
@@ -183,6 +196,15 @@ Deno.test({
         assert.deepEqual(await formsDisabled(page), [true, true, true, true, true, true]);
         assert.equal(await page.isDisabled("#connect"), false);
         assert.deepEqual(await titles(page, "error"), errors, "closing is a state, not errors");
+
+        // A refused token: the closed state says why, once.
+        await page.fill("#token", "not-a-jwt");
+        await page.click("#connect");
+        await page.waitForSelector(
+          '#log li[data-kind="state"][data-level="bad"]:has-text("unauthorized")',
+        );
+        assert.equal(await page.locator('#log li:has-text("unauthorized")').count(), 1);
+        assert.deepEqual(await titles(page, "error"), errors);
       });
     } finally {
       echo.unsubscribe();
@@ -195,15 +217,11 @@ Deno.test({
     "browser: reconnecting shows as a warning with forms disabled; capabilities logged on change only",
   ignore: !hasChromium,
   async fn() {
-    const httpHandler = consoleHandler({ console: true });
-    await using stack = await Stack.start({ gateway: { httpHandler } });
+    await using stack = await consoleStack();
     await stack.setCaps("op", { subjects: ["chat.>"] });
-    const token = await stack.token("op");
     await withConsole(stack, async (page) => {
-      await connectAs(page, token);
       const firstWho = await page.textContent("#who");
       assert.deepEqual(await titles(page, "caps"), ["capabilities"]);
-      // The colour of the --warn custom property, resolved by the page itself.
       // The colour of the --warn custom property, resolved by the page itself.
       const warn = await page.evaluate(() => {
         const probe = document.createElement("span");
@@ -227,7 +245,7 @@ Deno.test({
       assert.equal(await line.getAttribute("data-level"), "warn");
       assert.match(await line.textContent() ?? "", /1001/, "the line says why");
 
-      stack.gateway = await stack.extraGateway({ port, httpHandler });
+      stack.gateway = await stack.extraGateway({ port });
       await page.waitForSelector('#state[data-state="open"]');
       assert.notEqual(await page.textContent("#who"), firstWho, "a new session");
       assert.deepEqual(await formsDisabled(page), [false, false, false, false, false, false]);
@@ -239,7 +257,13 @@ Deno.test({
       assert.deepEqual(JSON.parse(await page.textContent("#caps") ?? "null"), {
         subjects: ["chat.>", "news.>"],
       });
-    }, /(WebSocket connection to .* failed: |Failed to load resource: ).*ERR_CONNECTION_REFUSED/); // Chromium's own lines per refused attempt (the socket, and the SDK's HTTP probe for the reason)
+      // Chromium logs each refused attempt itself: the socket's, and the SDK's HTTP probe for
+      // the reason.
+    }, {
+      as: "op",
+      expectedErrors:
+        /(WebSocket connection to .* failed: |Failed to load resource: ).*ERR_CONNECTION_REFUSED/,
+    });
   },
 });
 
@@ -247,12 +271,9 @@ Deno.test({
   name: "browser: the log pauses, filters and keeps counting per subscription",
   ignore: !hasChromium,
   async fn() {
-    const httpHandler = consoleHandler({ console: true });
-    await using stack = await Stack.start({ gateway: { httpHandler } });
+    await using stack = await consoleStack();
     await stack.setCaps("op", { subjects: ["chat.>"] });
-    const token = await stack.token("op");
     await withConsole(stack, async (page) => {
-      await connectAs(page, token);
       for (const subject of ["chat.a.*", "chat.b.*"]) {
         await page.fill("#sub-subject", subject);
         await page.click("#sub-btn");
@@ -295,7 +316,7 @@ Deno.test({
       stack.nc.publish("chat.b.2", JSON.stringify({ n: "after clear" }));
       await count("chat.b.*", 2);
       await page.waitForSelector('#log li[data-kind="msg"]:has-text("chat.b.2")');
-    });
+    }, { as: "op" });
   },
 });
 
@@ -305,8 +326,7 @@ Deno.test({
   ignore: !hasChromium,
   async fn() {
     const N = 20_000;
-    const httpHandler = consoleHandler({ console: true });
-    await using stack = await Stack.start({ gateway: { httpHandler } });
+    await using stack = await consoleStack();
     const jsm = await jetstreamManager(stack.nc);
     await jsm.streams.add({ name: "FLOOD", subjects: ["flood.>"] });
     const js = jetstream(stack.nc);
@@ -318,9 +338,7 @@ Deno.test({
     }
     await Promise.all(acks);
     await stack.setCaps("op", { streams: { FLOOD: [">"] } });
-    const token = await stack.token("op");
     await withConsole(stack, async (page) => {
-      await connectAs(page, token);
       const who = await page.textContent("#who");
       await page.fill("#js-stream", "FLOOD");
       await page.selectOption("#js-deliver", "all");
@@ -351,7 +369,7 @@ Deno.test({
       assert.equal(await page.textContent("#state"), "open");
       assert.equal(await page.textContent("#who"), who, "same session: the socket was never cut");
       assert.equal(await page.textContent("#log-count"), String(N + 3));
-    });
+    }, { as: "op" });
   },
 });
 
@@ -359,8 +377,7 @@ Deno.test({
   name: "browser: the SDK imported from /client.js runs unchanged in the page",
   ignore: !hasChromium,
   async fn() {
-    const httpHandler = consoleHandler({ console: true });
-    await using stack = await Stack.start({ gateway: { httpHandler } });
+    await using stack = await consoleStack();
     await stack.setCaps("u", { publish: ["chat.>"], subjects: ["chat.>"] });
     const token = await stack.token("u");
     const base = `http://127.0.0.1:${stack.gateway.addr.port}`;
