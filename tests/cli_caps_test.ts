@@ -545,6 +545,9 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
           pattern: "user.jo.a",
           allowed: true,
           rule: "buckets.todos: user.jo.>",
+          from: [{ source: "own grant", pattern: "user.jo.>", template: "user.jo.>" }],
+          roles: [],
+          notes: [],
         });
         const kvDeny = await f.run(["caps", "check", "jo", "kv_sub", "todos", "--json"]);
         assert.equal(kvDeny.code, 3);

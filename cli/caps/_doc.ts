@@ -5,6 +5,7 @@ import {
   type Capabilities,
   parseCapabilities,
   parseCapabilitiesJson,
+  type ParseOptions,
   summarizeCapabilities,
 } from "../../src/auth/capabilities.ts";
 import { CliError } from "../_common.ts";
@@ -54,22 +55,34 @@ export function tryParse(text: string): unknown {
 }
 
 /** Validates JSON text; returns the parsed document (as written) or throws naming every error. */
-export function validateText(text: string, what = "capabilities"): Capabilities {
-  const r = parseCapabilitiesJson(text);
+export function validateText(
+  text: string,
+  what = "capabilities",
+  opts: ParseOptions = {},
+): Capabilities {
+  // Before a write, a placeholder that can never expand is an error, not a silent no-grant.
+  const r = parseCapabilitiesJson(text, { strictTemplates: true, ...opts });
   if (!r.ok) throw new CliError(`invalid ${what}: ${r.errors.join("; ")}`);
   return JSON.parse(text) as Capabilities;
 }
 
 /** Validates a value; returns it or throws naming every error. */
-export function validateValue(value: unknown, what = "capabilities"): Capabilities {
-  const r = parseCapabilities(value);
+export function validateValue(
+  value: unknown,
+  what = "capabilities",
+  opts: ParseOptions = {},
+): Capabilities {
+  const r = parseCapabilities(value, { strictTemplates: true, ...opts });
   if (!r.ok) throw new CliError(`invalid ${what}: ${r.errors.join("; ")}`);
   return value as Capabilities;
 }
 
 /** Parses a stored document; returns null (and the errors) when it is malformed. */
-export function parseStored(text: string): { doc: Capabilities | null; errors: string[] } {
-  const r = parseCapabilitiesJson(text);
+export function parseStored(
+  text: string,
+  opts: ParseOptions = {},
+): { doc: Capabilities | null; errors: string[] } {
+  const r = parseCapabilitiesJson(text, opts);
   if (!r.ok) return { doc: null, errors: r.errors };
   return { doc: r.value, errors: [] };
 }

@@ -11,22 +11,34 @@ import { applyDelta, collect, type Delta, deltaDoc, deltaLines, pairs } from "./
 import { parseStored, serialize, validateValue } from "./_doc.ts";
 import { type Ctx, paint } from "./_io.ts";
 import { CAS_ATTEMPTS, concurrent, isCasConflict, MissingUserError } from "./_kv.ts";
+import { roleTarget, userTarget } from "./_target.ts";
 
 /** Flags of grant and revoke. */
 interface _Flags extends BucketFlags {
   json?: boolean;
   create?: boolean;
+  /** Edit this role's document instead of a user's. */
+  role?: string;
 }
 
-/** Grant or revoke `d` for `user`, printing what really changed. */
+/** Grant or revoke `d` for `user` (or for the role `o.role`), printing what really changed. */
 export async function grantOrRevoke(
   ctx: Ctx,
   cmd: SourceHolder,
   o: _Flags,
-  user: string,
+  user: string | undefined,
   d: Delta,
   mode: "grant" | "revoke",
 ): Promise<void> {
+  if ((user === undefined) === (o.role === undefined)) {
+    throw new CliError(`${mode}: give exactly one of USER or --role NAME`, 2);
+  }
+  const target = o.role !== undefined ? roleTarget(o.role) : userTarget(user!);
+  const missing = (hint = "") =>
+    target.kind === "user"
+      ? new MissingUserError(target.name, hint)
+      : new CliError(`${target.missing}${hint ? `; ${hint}` : ""}`);
+  const who = target.kind === "user" ? target.name : target.label;
   if (deltaLines(d).length === 0) {
     throw new CliError(
       `nothing to ${mode}: pass --subject, --publish, --command, --bucket or --stream`,
@@ -39,38 +51,40 @@ export async function grantOrRevoke(
       ? await openBucket(nc, ctx, o, cmd, "write", o.create)
       : await openBucket(nc, ctx, o, cmd, "existing");
     for (let attempt = 1;; attempt++) {
-      const cur = await bucket.read(user);
+      const cur = await bucket.read(target);
       let doc: Capabilities = {};
       if (cur.text !== null) {
-        const parsed = parseStored(cur.text);
+        const parsed = parseStored(cur.text, target.parse);
         if (!parsed.doc) {
           throw new CliError(
-            `stored capabilities of ${user} are invalid (${parsed.errors.join("; ")}); ` +
+            `stored ${target.label} ${target.kind === "role" ? "is" : "are"} invalid (${
+              parsed.errors.join("; ")
+            }); ` +
               "fix them with caps edit or caps set",
           );
         }
         doc = JSON.parse(cur.text) as Capabilities;
       } else if (mode === "revoke") {
-        throw new MissingUserError(user);
+        throw missing();
       } else if (!o.create) {
-        throw new MissingUserError(user, "pass --create to grant to a new user");
+        throw missing(`pass --create to grant to a new ${target.kind}`);
       }
       const { doc: next, changed } = applyDelta(doc, d, mode);
       const lines = deltaLines(changed);
       let revision = cur.revision;
       if (lines.length > 0) {
-        validateValue(next);
+        validateValue(next, "capabilities", target.parse);
         try {
-          revision = await bucket.write(user, serialize(next), cur.revision);
+          revision = await bucket.write(target, serialize(next), cur.revision);
         } catch (err) {
           if (!isCasConflict(err)) throw err;
-          if (attempt >= CAS_ATTEMPTS) throw concurrent(user, `${attempt} attempts`);
+          if (attempt >= CAS_ATTEMPTS) throw concurrent(target, `${attempt} attempts`);
           continue;
         }
       }
       if (o.json) {
         ctx.print(JSON.stringify({
-          user,
+          [target.kind]: target.name,
           revision,
           changed: lines.length > 0,
           [mode === "grant" ? "granted" : "revoked"]: deltaDoc(changed),
@@ -78,13 +92,13 @@ export async function grantOrRevoke(
         }));
       } else if (lines.length === 0) {
         ctx.note(
-          `${user}: nothing to ${mode} (${mode === "grant" ? "already granted" : "not granted"})`,
+          `${who}: nothing to ${mode} (${mode === "grant" ? "already granted" : "not granted"})`,
         );
       } else {
         const sign = mode === "grant" ? paint(ctx.color, 32, "+") : paint(ctx.color, 31, "-");
         for (const l of lines) ctx.print(`${sign} ${l}`);
         ctx.note(
-          `${mode === "grant" ? "granted to" : "revoked from"} ${user} (revision ${revision})`,
+          `${mode === "grant" ? "granted to" : "revoked from"} ${who} (revision ${revision})`,
         );
       }
       return;
@@ -97,7 +111,8 @@ export function grantRevokeBase(mode: "grant" | "revoke", description: string, l
   const verb = mode;
   return capsSubcommand(mode, lines)
     .description(description)
-    .argument("<user>", "user id (the token's sub claim)")
+    .argument("[user]", "user id (the token's sub claim)")
+    .option("--role <name>", `${verb} on a role's document (roles.<name>) instead of a user's`)
     .addOption(
       new Option("--subject <pattern>", `${verb} a sub pattern (repeatable)`)
         .argParser(collect).default([] as string[]),

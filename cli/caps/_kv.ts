@@ -14,8 +14,17 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import { userFromKey, userKey } from "../../src/auth/user_key.ts";
+import { roleFromKey } from "../../src/auth/roles.ts";
 import { validateBucketName } from "../../src/protocol/subject.ts";
 import { CliError } from "../_common.ts";
+import type { DocTarget } from "./_target.ts";
+
+/** A user id, or a {@link DocTarget} naming a user's or a role's document. */
+export type Who = string | DocTarget;
+
+function _key(who: Who): string {
+  return typeof who === "string" ? userKey(who) : who.key;
+}
 
 /** How many times grant/revoke retry a compare-and-set that lost a race. */
 export const CAS_ATTEMPTS = 5;
@@ -101,9 +110,10 @@ export function message(err: unknown): string {
 }
 
 /** The error of a write that lost against a concurrent change. */
-export function concurrent(user: string, extra = ""): CliError {
+export function concurrent(user: Who, extra = ""): CliError {
+  const label = typeof user === "string" ? `capabilities of ${user}` : user.label;
   return new CliError(
-    `capabilities of ${user} changed concurrently; nothing written${extra ? ` (${extra})` : ""}`,
+    `${label} changed concurrently; nothing written${extra ? ` (${extra})` : ""}`,
   );
 }
 
@@ -199,15 +209,18 @@ export class AuthBucket {
     );
   }
 
-  /** Reads the document of `user`. */
-  async read(user: string): Promise<Stored> {
-    return _stored(await this.kv.get(userKey(user)));
+  /** Reads the document of `user` (or of a role: pass its {@link DocTarget}). */
+  async read(user: Who): Promise<Stored> {
+    return _stored(await this.kv.get(_key(user)));
   }
 
   /** Reads the document of `user`; a {@link MissingUserError} (with `hint`) when there is none. */
-  async require(user: string, hint = ""): Promise<Stored & { text: string }> {
+  async require(user: Who, hint = ""): Promise<Stored & { text: string }> {
     const cur = await this.read(user);
-    if (cur.text === null) throw new MissingUserError(user, hint);
+    if (cur.text === null && typeof user !== "string") {
+      throw new CliError(`${user.missing}${hint ? `; ${hint}` : ""}`);
+    }
+    if (cur.text === null) throw new MissingUserError(user as string, hint);
     return cur as Stored & { text: string };
   }
 
@@ -219,7 +232,7 @@ export class AuthBucket {
    * nats.js KV `put` (3.4) takes no headers, so this publishes to the key's subject itself, with
    * the same compare-and-set header KV uses plus the {@link ACTOR_HEADER}.
    */
-  async write(user: string, text: string, revision?: number): Promise<number> {
+  async write(user: Who, text: string, revision?: number): Promise<number> {
     const h = headers();
     h.set(ACTOR_HEADER, this.actor);
     const ack = await this.#js.publish(this.#subject(user), text, {
@@ -230,7 +243,7 @@ export class AuthBucket {
   }
 
   /** Deletes the document of `user` (a KV delete marker), only if still at `revision`. */
-  async remove(user: string, revision: number): Promise<void> {
+  async remove(user: Who, revision: number): Promise<void> {
     const h = headers();
     h.set("KV-Operation", "DEL");
     h.set(ACTOR_HEADER, this.actor);
@@ -241,23 +254,35 @@ export class AuthBucket {
   }
 
   /** Every user with a current document, keyed by decoded user id. */
-  async users(): Promise<Map<string, Stored>> {
+  users(): Promise<Map<string, Stored>> {
+    return this.#documents("users.>", userFromKey);
+  }
+
+  /** Every role with a current document, keyed by role name. */
+  roles(): Promise<Map<string, Stored>> {
+    return this.#documents("roles.>", roleFromKey);
+  }
+
+  async #documents(
+    filter: string,
+    nameOf: (key: string) => string | null,
+  ): Promise<Map<string, Stored>> {
     const out = new Map<string, Stored>();
     const keys: string[] = [];
-    for await (const k of await this.kv.keys("users.>")) keys.push(k);
+    for await (const k of await this.kv.keys(filter)) keys.push(k);
     for (const k of keys) {
-      const user = userFromKey(k);
-      if (user === null || user === undefined) continue;
+      const name = nameOf(k);
+      if (name === null || name === undefined) continue;
       const s = _stored(await this.kv.get(k));
-      if (s.text !== null) out.set(user, s);
+      if (s.text !== null) out.set(name, s);
     }
     return out;
   }
 
   /** Every revision the bucket still holds for `user`, oldest first, with who wrote it. */
-  async history(user: string): Promise<Revision[]> {
+  async history(user: Who): Promise<Revision[]> {
     const entries: KvEntry[] = [];
-    for await (const e of await this.kv.history({ key: userKey(user) })) entries.push(e);
+    for await (const e of await this.kv.history({ key: _key(user) })) entries.push(e);
     entries.sort((a, b) => a.revision - b.revision);
     const out: Revision[] = [];
     for (const e of entries) {
@@ -282,8 +307,8 @@ export class AuthBucket {
     }
   }
 
-  #subject(user: string): string {
-    return `$KV.${this.name}.${userKey(user)}`;
+  #subject(user: Who): string {
+    return `$KV.${this.name}.${_key(user)}`;
   }
 }
 

@@ -8,9 +8,9 @@ import {
   checkPublish,
   checkStream,
   checkSubscribe,
-  compileCapabilities,
   type Decision,
 } from "../../src/auth/capabilities.ts";
+import { decisionGrants, describeSource } from "../../src/auth/effective.ts";
 import {
   validateBucketName,
   validateKvKey,
@@ -20,8 +20,8 @@ import {
 import { CliError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
-import { parseStored } from "./_doc.ts";
 import { contextOf, paint } from "./_io.ts";
+import { type Explained, explainUser, parseClaims } from "./_effective.ts";
 
 /** Exit code of `caps check` when the operation is denied. */
 export const CHECK_DENIED_EXIT = 3;
@@ -46,9 +46,14 @@ export function checkCommand() {
     .argument("<target>", "subject (sub, pub, cmd), bucket (kv_sub) or stream (js_sub)")
     .option("--pattern <key>", "kv_sub key pattern (default >)")
     .option("--filter <subject>", "js_sub filter subject (default >)")
+    .option("--default-role <name>", "the gateway's --default-role")
+    .option("--jwt-roles-claim <claim>", "the gateway's --jwt-roles-claim")
+    .option("--claims <json>", "the token's claims (for {claim:NAME} and the roles claim)")
+    .option("--session <id>", "a session id for {session} templates (without: they grant nothing)")
     .option("--json", "print the verdict as JSON")
     .action(async (user, op, target, o, cmd) => {
       const ctx = contextOf(cmd);
+      const claims = parseClaims(o.claims);
       if (!(CHECK_OPS as readonly string[]).includes(op)) {
         throw new CliError(`unknown op ${JSON.stringify(op)}: use ${CHECK_OPS.join(", ")}`, 2);
       }
@@ -60,21 +65,15 @@ export function checkCommand() {
       }
       const invalid = validateTarget(op, target, o.pattern, o.filter);
       if (invalid) throw new CliError(invalid, 2);
-      const decision = await withNats(o, async (nc): Promise<Decision> => {
+      let explained: Explained | undefined;
+      let decision = await withNats(o, async (nc): Promise<Decision> => {
         const bucket = await openBucket(nc, ctx, o, cmd, "read");
-        const cur = await bucket.read(user);
-        if (cur.text === null) {
-          return { allowed: false, reason: `no capabilities for ${user} (fail closed)` };
-        }
-        const { doc, errors } = parseStored(cur.text);
-        if (!doc) {
-          return {
-            allowed: false,
-            reason: `stored document is invalid, so it grants nothing: ${errors.join("; ")}`,
-          };
-        }
-        // The same engine and options as the gateway: the auth bucket is reserved.
-        const set = compileCapabilities(doc, { reservedBuckets: [o.authBucket] });
+        explained = await explainUser(bucket, user, {
+          policy: { defaultRole: o.defaultRole, rolesClaim: o.jwtRolesClaim },
+          claims,
+          session: o.session,
+        });
+        const set = explained.eff.set;
         switch (op) {
           case "sub":
             return checkSubscribe(set, target);
@@ -88,6 +87,12 @@ export function checkCommand() {
             return checkStream(set, target, o.filter ?? ">");
         }
       });
+      const notes = explained?.notes ?? [];
+      if (!decision.allowed && explained?.eff.roles.length === 0 && notes.length > 0) {
+        // Nothing applied at all: the reason is the missing or invalid document.
+        decision = { allowed: false, reason: notes.shift()! };
+      }
+      const grants = explained ? decisionGrants(explained.eff, decision) : [];
       const what = `${op} ${target}${
         op === "kv_sub" ? ` ${o.pattern ?? ">"}` : op === "js_sub" ? ` ${o.filter ?? ">"}` : ""
       }`;
@@ -100,6 +105,13 @@ export function checkCommand() {
           ...(op === "js_sub" ? { filter: o.filter ?? ">" } : {}),
           allowed: decision.allowed,
           ...(decision.allowed ? { rule: decision.rule } : { reason: decision.reason }),
+          from: grants.map((g) => ({
+            source: describeSource(g.source),
+            pattern: g.pattern,
+            template: g.template,
+          })),
+          roles: explained?.eff.roles ?? [],
+          notes,
         }));
       } else if (decision.allowed) {
         ctx.print(
@@ -107,6 +119,13 @@ export function checkCommand() {
         );
       } else {
         ctx.print(`${paint(ctx.color, 31, "deny")}: ${user} may not ${what}: ${decision.reason}`);
+      }
+      if (!o.json) {
+        for (const g of grants) {
+          const tpl = g.template === g.pattern ? "" : ` (expanded from ${g.template})`;
+          ctx.print(`  from ${describeSource(g.source)}: ${g.pattern}${tpl}`);
+        }
+        for (const n of notes) ctx.print(`  note: ${n}`);
       }
       if (!decision.allowed) {
         throw new CliError(`denied: ${user} may not ${what}`, CHECK_DENIED_EXIT);

@@ -8,6 +8,7 @@ import { withNats } from "../_nats.ts";
 import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
 import { canonical, pretty, serialize, tryParse } from "./_doc.ts";
 import { contextOf, type Ctx } from "./_io.ts";
+import { type DocTarget, userTarget } from "./_target.ts";
 import { concurrent, isCasConflict, message, MissingUserError } from "./_kv.ts";
 
 /** Lines of the edit buffer starting with this are comments (stripped before parsing). */
@@ -24,7 +25,7 @@ export function editCommand() {
     .argument("<user>", "user id")
     .option("--create", "start a new document when the user (or the auth bucket) is missing")
     .action(async (user, o, cmd) => {
-      await _edit(contextOf(cmd), cmd, o, user);
+      await editDocument(contextOf(cmd), cmd, o, userTarget(user));
     });
 }
 
@@ -48,22 +49,26 @@ async function _runEditor(ctx: Ctx, path: string): Promise<number> {
   }
 }
 
-async function _edit(
+/** Edits a user's or a role's document in `$EDITOR` (see the module doc). */
+export async function editDocument(
   ctx: Ctx,
   cmd: SourceHolder,
   o: BucketFlags & { create?: boolean },
-  user: string,
+  target: DocTarget,
 ): Promise<void> {
+  const user = target;
   await withNats(o, async (nc) => {
     const bucket = await openBucket(nc, ctx, o, cmd, "write", o.create);
     const cur = await bucket.read(user);
     if (cur.text === null && !o.create) {
-      throw new MissingUserError(user, "pass --create to start a new document");
+      const hint = "pass --create to start a new document";
+      if (target.kind === "role") throw new CliError(`${target.missing}; ${hint}`);
+      throw new MissingUserError(target.name, hint);
     }
     const original = cur.text === null ? "{}" : pretty(cur.text);
     let body = original + "\n";
     let header: string[] = [
-      `${_COMMENT} capabilities of ${user} (${
+      `${_COMMENT} ${target.label} (${
         cur.text === null ? "new" : `revision ${cur.revision}`
       }); lines starting with ${_COMMENT} at the top are ignored`,
     ];
@@ -81,7 +86,7 @@ async function _edit(
           }
           throw new CliError(`still invalid and unchanged; nothing written: ${header[1] ?? ""}`);
         }
-        const r = parseCapabilitiesJson(edited);
+        const r = parseCapabilitiesJson(edited, { strictTemplates: true, ...target.parse });
         if (!r.ok) {
           header = [
             `${_COMMENT} natsgate: invalid capabilities, fix and save (or save unchanged to abort):`,
@@ -97,7 +102,7 @@ async function _edit(
         }
         try {
           const rev = await bucket.write(user, serialize(doc), cur.revision);
-          ctx.note(`saved capabilities of ${user} (revision ${rev})`);
+          ctx.note(`saved ${target.label} (revision ${rev})`);
           return;
         } catch (err) {
           if (!isCasConflict(err)) throw err;

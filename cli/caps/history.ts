@@ -6,7 +6,8 @@ import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { changesJson, diffCapabilities, formatChange } from "./_diff.ts";
 import { parseStored, tryParse } from "./_doc.ts";
-import { contextOf, formatTable, paint } from "./_io.ts";
+import { contextOf, type Ctx, formatTable, paint } from "./_io.ts";
+import type { ParseOptions } from "../../src/auth/capabilities.ts";
 import { MissingUserError, type Revision } from "./_kv.ts";
 
 /** Builds `caps history`. */
@@ -27,37 +28,50 @@ export function historyCommand() {
         const bucket = await openBucket(nc, ctx, o, cmd, "read");
         const revisions = await bucket.history(user);
         if (revisions.length === 0) throw new MissingUserError(user);
-        const audit = auditTrail(revisions);
-        if (o.json) {
-          ctx.print(JSON.stringify(audit.map((a) => ({
-            revision: a.revision,
-            time: a.created.toISOString(),
-            operation: a.operation,
-            actor: a.actor ?? null,
-            ...changesJson(a.changes),
-            ...(a.invalid ? { valid: false, errors: a.invalid } : {}),
-            ...(a.text !== null ? { capabilities: tryParse(a.text) ?? a.text } : {}),
-          }))));
-          return;
-        }
-        const rows = ctx.tty.stdout ? [["REV", "TIME", "OP", "BY", "CHANGES"]] : [];
-        for (const a of audit) {
-          const lines = a.changes.map((c) =>
-            paint(ctx.color, c.op === "+" ? 32 : c.op === "-" ? 31 : 33, formatChange(c))
-          );
-          if (a.invalid) {
-            lines.push(paint(ctx.color, 31, `! INVALID (grants nothing): ${a.invalid.join("; ")}`));
-          }
-          if (lines.length === 0) lines.push("(no change)");
-          const head = [String(a.revision), a.created.toISOString(), a.operation, a.actor ?? "-"];
-          lines.forEach((line, i) => {
-            const cells = i === 0 || !ctx.tty.stdout ? head : head.map(() => "");
-            rows.push([...cells, line]);
-          });
-        }
-        for (const line of formatTable(rows, ctx.tty.stdout)) ctx.print(line);
+        printHistory(ctx, revisions, o.json ?? false);
       });
     });
+}
+
+/**
+ * Prints revisions with what each changed: a table (tab-separated rows when piped), or a JSON
+ * array with `json`. `parse` says how a revision's document is validated (a role's: `kind: role`).
+ */
+export function printHistory(
+  ctx: Ctx,
+  revisions: readonly Revision[],
+  json: boolean,
+  parse: ParseOptions = {},
+): void {
+  const audit = auditTrail(revisions, parse);
+  if (json) {
+    ctx.print(JSON.stringify(audit.map((a) => ({
+      revision: a.revision,
+      time: a.created.toISOString(),
+      operation: a.operation,
+      actor: a.actor ?? null,
+      ...changesJson(a.changes),
+      ...(a.invalid ? { valid: false, errors: a.invalid } : {}),
+      ...(a.text !== null ? { capabilities: tryParse(a.text) ?? a.text } : {}),
+    }))));
+    return;
+  }
+  const rows = ctx.tty.stdout ? [["REV", "TIME", "OP", "BY", "CHANGES"]] : [];
+  for (const a of audit) {
+    const lines = a.changes.map((c) =>
+      paint(ctx.color, c.op === "+" ? 32 : c.op === "-" ? 31 : 33, formatChange(c))
+    );
+    if (a.invalid) {
+      lines.push(paint(ctx.color, 31, `! INVALID (grants nothing): ${a.invalid.join("; ")}`));
+    }
+    if (lines.length === 0) lines.push("(no change)");
+    const head = [String(a.revision), a.created.toISOString(), a.operation, a.actor ?? "-"];
+    lines.forEach((line, i) => {
+      const cells = i === 0 || !ctx.tty.stdout ? head : head.map(() => "");
+      rows.push([...cells, line]);
+    });
+  }
+  for (const line of formatTable(rows, ctx.tty.stdout)) ctx.print(line);
 }
 
 /** A revision with what it changed against the one before (a delete marker means "nothing"). */
@@ -76,13 +90,16 @@ export interface AuditEntry extends Revision {
  * auditTrail(await bucket.history("alice")).map((a) => a.changes.map(formatChange));
  * ```
  */
-export function auditTrail(revisions: readonly Revision[]): AuditEntry[] {
+export function auditTrail(
+  revisions: readonly Revision[],
+  parse: ParseOptions = {},
+): AuditEntry[] {
   let before: unknown = null;
   return revisions.map((r) => {
     const after = r.text === null ? null : tryParse(r.text) ?? null;
     const changes = diffCapabilities(before, after);
     before = after;
-    const invalid = r.text === null ? undefined : parseStored(r.text).errors;
+    const invalid = r.text === null ? undefined : parseStored(r.text, parse).errors;
     return { ...r, changes, ...(invalid && invalid.length ? { invalid } : {}) };
   });
 }

@@ -7,6 +7,7 @@ import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { parseStored, summary, tryParse } from "./_doc.ts";
 import { contextOf, formatTable, paint, plural } from "./_io.ts";
+import { roleTarget } from "./_target.ts";
 
 /** Builds `caps list`. */
 export function listCommand() {
@@ -16,13 +17,16 @@ export function listCommand() {
     "natsgate caps list | cut -f1        # piped: tab-separated, no header",
   ])
     .description("list users with a one-line summary of their capabilities")
+    .option("--role <name>", "only the users whose document lists this role")
     .option("--json", "print a JSON array")
     .action(async (o, cmd) => {
       const ctx = contextOf(cmd);
+      const role = o.role === undefined ? undefined : roleTarget(o.role).name;
       await withNats(o, async (nc) => {
         const bucket = await openBucket(nc, ctx, o, cmd, "read");
         const users = await bucket.users();
-        const rows = [...users.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+        const rows = [...users.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+          .filter(([, s]) => role === undefined || _holds(s.text!, role));
         if (o.json) {
           ctx.print(JSON.stringify(rows.map(([user, s]) => {
             const { doc, errors } = parseStored(s.text!);
@@ -50,10 +54,17 @@ export function listCommand() {
         }
         ctx.note(
           rows.length === 0
-            ? `no users in bucket ${bucket.name}`
-            : `${plural(rows.length, "user")} in bucket ${bucket.name}` +
+            ? `no users${role ? ` holding role ${role}` : ""} in bucket ${bucket.name}`
+            : `${plural(rows.length, "user")}${
+              role ? ` holding role ${role}` : ""
+            } in bucket ${bucket.name}` +
               (invalid ? `, ${invalid} invalid (they grant nothing)` : ""),
         );
       });
     });
+}
+
+/** Whether a stored user document (valid) lists `role`. */
+function _holds(text: string, role: string): boolean {
+  return parseStored(text).doc?.roles?.includes(role) ?? false;
 }

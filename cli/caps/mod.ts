@@ -10,6 +10,8 @@ import { editCommand } from "./edit.ts";
 import { getCommand } from "./get.ts";
 import { grantCommand } from "./grant.ts";
 import { historyCommand } from "./history.ts";
+import { keyCommand } from "./key.ts";
+import { roleCommand } from "./role.ts";
 import { listCommand } from "./list.ts";
 import { revokeCommand } from "./revoke.ts";
 import { seedCommand } from "./seed.ts";
@@ -39,5 +41,7 @@ export function capsCommand() {
     .addCommand(deleteCommand())
     .addCommand(historyCommand())
     .addCommand(seedCommand())
-    .addCommand(checkCommand());
+    .addCommand(checkCommand())
+    .addCommand(roleCommand())
+    .addCommand(keyCommand());
 }
