@@ -115,6 +115,10 @@ Deno.test("metrics: a real natsgate serve reports real process figures, auth fai
     // A token signed with another secret: refused at the upgrade (401, no connection).
     const forged = await mintToken({ secret: "not-the-gateway-secret-0123456789ab", user: "u" });
     await assert.rejects(TestClient.connect(url, { query: forged }));
+    // The SDK's plain GET asking why: answered, but not counted a second time.
+    const why = await fetch(`${base}/ws?token=${forged}`);
+    assert.equal(why.status, 401);
+    assert.equal(await why.text(), "unauthorized: invalid token\n");
     // An expired token in the auth frame: 4001.
     const expired = await TestClient.connect(url);
     expired.send({ op: "auth", data: { token: await stack.token("u", -60) } });

@@ -26,7 +26,7 @@ import {
 import { createLogger, type Logger } from "../log/log.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { type Readiness, ReadinessProbe } from "./readiness.ts";
-import { authFailureReason } from "../auth/auth_failure.ts";
+import { type AuthFailureReason, authFailureReason } from "../auth/auth_failure.ts";
 import { Session, type SessionContext } from "../session/session.ts";
 import type {
   GatewayRuntime,
@@ -497,11 +497,19 @@ export class Gateway {
       : ip.includes(":")
       ? `[${ip}]:${peer.port}`
       : `${ip}:${peer.port}`;
+    // A plain GET asking why an upgrade was refused repeats a refusal already counted and logged.
+    const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+    const refusedAuth = (
+      reason: AuthFailureReason,
+      msg: string,
+      fields: Record<string, unknown>,
+    ) => {
+      if (upgrade) this.#metrics.authFailed(reason);
+      this.log[upgrade ? "info" : "debug"](msg, { remote, reason, ...fields });
+    };
     if (!originAllowed(req.headers.get("origin"), cfg.allowedOrigins, req.headers.get("host"))) {
-      this.#metrics.authFailed("origin");
-      this.log.info("upgrade refused: origin not allowed", {
+      refusedAuth("origin", "upgrade refused: origin not allowed", {
         origin: req.headers.get("origin"),
-        remote,
       });
       return new Response("origin not allowed\n", { status: 403 });
     }
@@ -521,16 +529,14 @@ export class Gateway {
           verified = await cfg.verify(token);
         } catch (err) {
           const message = err instanceof GatewayError ? err.message : "invalid token";
-          const reason = authFailureReason(err);
-          this.#metrics.authFailed(reason);
-          this.log.info("upgrade refused: bad token", { remote, reason, message });
+          refusedAuth(authFailureReason(err), "upgrade refused: bad token", { message });
           releaseIp();
           return new Response(`unauthorized: ${message}\n`, { status: 401 });
         }
       }
       // A plain GET is checked like an upgrade before it is told to upgrade, so a browser, whose
       // WebSocket cannot read the HTTP status, can ask why its upgrade was refused (the SDK does).
-      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      if (!upgrade) {
         releaseIp();
         return new Response("expected a WebSocket upgrade\n", { status: 426 });
       }
