@@ -3,21 +3,15 @@
  * on each new connection.
  * @module */
 
-import {
-  type Capabilities,
-  type CapUpdateData,
-  type ClientFrame,
-  CloseCode,
-  type ServerFrame,
-} from "../protocol/types.ts";
+import type { Capabilities, CapUpdateData, ClientFrame, ServerFrame } from "../protocol/types.ts";
 import { backoffDelay } from "./backoff.ts";
 import { PendingCalls } from "./calls.ts";
+import { Connection } from "./connection.ts";
 import { CoreSubscription } from "./core_subscription.ts";
 import { closeError, describeOp, errorFromFrame } from "./error_map.ts";
 import {
   ClientClosedError,
   ConnectionError,
-  ForbiddenError,
   InternalError,
   NatsgateError,
   NotConnectedError,
@@ -38,18 +32,16 @@ import {
   resolveConfig,
   type SubscribeOptions,
 } from "./options.ts";
-import { coalesce } from "./outbox.ts";
 import { payloadFields } from "./payload.ts";
 import { whyNotOpened } from "./probe.ts";
-import { type ClientApi, type Deferred, deferred, type Subscription } from "./subscription.ts";
-import { tokenRefreshDelay } from "./token.ts";
+import { isFinalEnd, mayRetry } from "./reconnect.ts";
+import { type Deferred, deferred, type Subscription } from "./subscription.ts";
+import { SubscriptionRegistry } from "./subscriptions.ts";
+import { TokenKeeper } from "./token_keeper.ts";
 import { wsUrl } from "./url.ts";
 
 /** Extra time the client waits past a request's server-side timeout before giving up itself. */
 const _REQUEST_GRACE_MS = 2_000;
-
-/** Coalesced frames are cut at this many UTF-16 units (the gateway's default limit is 64 KiB). */
-const _MAX_COALESCED_CHARS = 16_384;
 
 type _AnySub = Subscription<unknown>;
 
@@ -90,26 +82,17 @@ export async function connect(
 export class NatsgateClient extends EventTarget {
   readonly #urls: string[];
   #urlIndex = 0;
-  readonly #opts: ConnectOptions;
   readonly #cfg: ClientConfig;
   #state: ConnectionState = "connecting";
-  #ws: WebSocket | undefined;
-  /** The current socket opened (a close before that is probed for its reason). */
-  #wsOpened = false;
+  #conn: Connection | undefined;
   /** The current socket has been authenticated. */
   #authed = false;
-  #token: string | undefined;
+  readonly #tokens: TokenKeeper;
   #everOpened = false;
   #attempt = 0;
   readonly #calls = new PendingCalls();
-  readonly #subs = new Set<_AnySub>();
-  readonly #bySid = new Map<string, _AnySub>();
-  #outbox: string[] = [];
-  #flushQueued = false;
+  readonly #subs: SubscriptionRegistry;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  #pingTimer: ReturnType<typeof setInterval> | undefined;
-  #pingInbox: string | undefined;
   #authInbox: string | undefined;
   /** What the gateway answered to the last `auth` frame when it refused it. */
   #authError: NatsgateError | undefined;
@@ -118,8 +101,6 @@ export class NatsgateClient extends EventTarget {
   #session: string | undefined;
   readonly #opened: Deferred = deferred();
   #lastClose: { code: number; reason: string } | undefined;
-  /** Resubscription timers. */
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
   /**
    * Starts connecting at once; `opened` resolves when authenticated.
@@ -137,9 +118,18 @@ export class NatsgateClient extends EventTarget {
     const urls = Array.isArray(url) ? url : [url];
     if (urls.length === 0) throw new TypeError("connect: at least one gateway URL is required");
     this.#urls = urls.map(wsUrl);
-    this.#opts = options;
     this.#cfg = resolveConfig(options);
-    this.#token = options.token;
+    this.#tokens = new TokenKeeper(options.token, options.getToken);
+    this.#subs = new SubscriptionRegistry({
+      call: (env, timeoutMs) => this.#call(env, timeoutMs),
+      connection: () => this.#conn,
+      isOpen: () => this.#state === "open" && this.#authed,
+      report: (error, sub) => this.#emitError(error, sub),
+      revoked: (subs) =>
+        this.#dispatch("revoked", { subscriptions: subs, capabilities: this.#caps }),
+      backoff: (n) => this.#backoff(n),
+      requestTimeoutMs: this.#cfg.requestTimeoutMs,
+    });
     queueMicrotask(() => this.#dial());
   }
 
@@ -180,7 +170,7 @@ export class NatsgateClient extends EventTarget {
 
   /** Live subscriptions of every kind. */
   get subscriptions(): _AnySub[] {
-    return [...this.#subs];
+    return this.#subs.all;
   }
 
   /** Adds a listener for a client event; returns a function that removes it. */
@@ -218,7 +208,7 @@ export class NatsgateClient extends EventTarget {
     const [handler, options] = typeof a === "function" || a === undefined ? [a, b] : [b, a];
     return this.#add(
       new CoreSubscription<T>(
-        this.#api(),
+        this.#subs.api,
         subject,
         handler as ((msg: Msg<T>) => unknown) | undefined,
         (options as SubscribeOptions | undefined) ?? {},
@@ -240,7 +230,7 @@ export class NatsgateClient extends EventTarget {
     b?: (event: KvEvent<T>) => unknown,
   ): KvWatch<T> {
     const [options, handler] = typeof a === "function" ? [{}, a] : [a ?? {}, b];
-    return this.#add(new KvWatch<T>(this.#api(), bucket, options, handler));
+    return this.#add(new KvWatch<T>(this.#subs.api, bucket, options, handler));
   }
 
   /** Follows a JetStream stream; resumes after reconnects without gap or duplicate. */
@@ -257,7 +247,7 @@ export class NatsgateClient extends EventTarget {
     b?: (msg: JsMsg<T>) => unknown,
   ): JsSubscription<T> {
     const [options, handler] = typeof a === "function" ? [{}, a] : [a ?? {}, b];
-    return this.#add(new JsSubscription<T>(this.#api(), stream, options, handler));
+    return this.#add(new JsSubscription<T>(this.#subs.api, stream, options, handler));
   }
 
   /**
@@ -301,22 +291,9 @@ export class NatsgateClient extends EventTarget {
   /** Closes the connection for good; pending requests reject with `ClientClosedError`. */
   async close(): Promise<void> {
     if (this.#state === "closed") return;
-    const ws = this.#ws;
+    const conn = this.#conn;
     this.#finish(new ClientClosedError(`client closed (gateway ${this.url})`), undefined);
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const closed = new Promise<void>((resolve) => {
-        ws.addEventListener("close", () => resolve(), { once: true });
-        timer = setTimeout(resolve, 1000);
-      });
-      try {
-        ws.close(1000, "client closed");
-      } catch {
-        // already closing
-      }
-      await closed;
-      clearTimeout(timer);
-    }
+    await conn?.shutdown("client closed");
   }
 
   /** `await using client = await connect(...)` closes it at scope end. */
@@ -324,84 +301,14 @@ export class NatsgateClient extends EventTarget {
     await this.close();
   }
 
-  // ---- internals shared with subscriptions ----
-
-  #api(): ClientApi {
-    return {
-      request: (req) => this.#subscribeOp(req.sub, req.env),
-      call: (env) => this.#call(env, this.#cfg.requestTimeoutMs),
-      isOpen: () => this.#state === "open" && this.#authed,
-      release: (sub) => this.#release(sub),
-      report: (error, sub) => this.#emitError(error, sub),
-    };
-  }
+  // ---- internals ----
 
   #add<S extends _AnySub>(sub: S): S {
     if (this.#state === "closed") {
       sub.fail(new ClientClosedError(`${sub.kind} subscription ${sub.target}: client closed`));
       return sub;
     }
-    this.#subs.add(sub);
-    if (this.#state === "open" && this.#authed) sub.subscribe();
-    return sub;
-  }
-
-  /** Sends a subscribe op for `sub`; on success maps the new sid to it. */
-  #subscribeOp(sub: _AnySub, env: ClientFrame): void {
-    if (!this.#subs.has(sub)) return;
-    const ws = this.#ws;
-    this.#call(env, Infinity).then((e) => {
-      if (this.#ws !== ws || !this.#authed) return; // the connection changed: resubscribed there
-      const data = (typeof e.data === "object" && e.data !== null ? e.data : {}) as Record<
-        string,
-        unknown
-      >;
-      const sid = data.id;
-      if (typeof sid !== "string") {
-        sub.fail(new InternalError(`${describeOp(env)}: subscribe reply without an id`));
-        return;
-      }
-      if (!this.#subs.has(sub)) {
-        this.#unsub(sid);
-        return;
-      }
-      this.#bySid.set(sid, sub);
-      sub.subscribed(sid, data);
-    }, (err) => {
-      if (this.#ws !== ws || !this.#authed || !this.#subs.has(sub)) return; // renewed on reconnect
-      if (!(err instanceof NatsgateError)) return;
-      if (err.code === "unavailable") {
-        // The gateway cannot reach NATS right now: try again later on this connection.
-        this.#emitError(err, sub);
-        this.#resubscribeLater(sub);
-        return;
-      }
-      if (err.code === "forbidden" && sub.everSubscribed) {
-        // Capabilities shrank while we were away: the same as a live revocation.
-        this.#release(sub);
-        sub.fail(err, true);
-        this.#dispatch("revoked", { subscriptions: [sub], capabilities: this.#caps });
-        return;
-      }
-      this.#release(sub);
-      sub.fail(err);
-      this.#emitError(err, sub);
-    });
-  }
-
-  #release(sub: _AnySub): void {
-    this.#subs.delete(sub);
-    const sid = sub.sid;
-    if (sid !== undefined && this.#bySid.get(sid) === sub) {
-      this.#bySid.delete(sid);
-      this.#unsub(sid);
-    }
-  }
-
-  /** Drops a server subscription, ignoring the answer (it may already be gone). */
-  #unsub(sid: string): void {
-    if (this.#state !== "open" || !this.#authed) return;
-    this.#call({ op: "unsub", data: { id: sid } }, this.#cfg.requestTimeoutMs).catch(() => {});
+    return this.#subs.add(sub);
   }
 
   /** Sends an op with an inbox and settles with its answer. */
@@ -431,22 +338,8 @@ export class NatsgateClient extends EventTarget {
     return answer;
   }
 
-  /** Queues an envelope; all envelopes queued in one task go out as one NDJSON frame. */
   #send(env: ClientFrame): void {
-    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return;
-    this.#outbox.push(JSON.stringify(env));
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    queueMicrotask(() => this.#flush());
-  }
-
-  #flush(): void {
-    this.#flushQueued = false;
-    const lines = this.#outbox;
-    this.#outbox = [];
-    const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    for (const frame of coalesce(lines, _MAX_COALESCED_CHARS)) ws.send(frame);
+    this.#conn?.send(env);
   }
 
   // ---- connection ----
@@ -461,7 +354,7 @@ export class NatsgateClient extends EventTarget {
     this.#reconnectTimer = undefined;
     let token: string;
     try {
-      token = await this.#currentToken(this.#everOpened || this.#attempt > 0);
+      token = await this.#tokens.current(this.#everOpened || this.#attempt > 0);
     } catch (err) {
       if (this.#isClosed()) return;
       const e = _tokenError(err);
@@ -470,9 +363,24 @@ export class NatsgateClient extends EventTarget {
       return;
     }
     if (this.#isClosed()) return;
-    let ws: WebSocket;
+    let conn: Connection;
     try {
-      ws = new WebSocket(this.url);
+      conn = new Connection(this.url, {
+        envelope: (env) => {
+          if (this.#conn !== conn) return;
+          try {
+            this.#onEnvelope(env);
+          } catch (err) {
+            this.#emitError(new InternalError(`client failure: ${_message(err)}`, { cause: err }));
+          }
+        },
+        unreadable: (err) => {
+          this.#emitError(
+            new InternalError(`unreadable frame from gateway ${conn.url}`, { cause: err }),
+          );
+        },
+        closed: (code, reason, opened, err) => this.#onClose(conn, code, reason, opened, err),
+      });
     } catch (err) {
       this.#finish(
         new ConnectionError(`invalid gateway URL ${this.url}: ${_message(err)}`, {
@@ -483,63 +391,17 @@ export class NatsgateClient extends EventTarget {
       );
       return;
     }
-    this.#ws = ws;
-    this.#wsOpened = false;
+    this.#conn = conn;
     this.#authed = false;
     this.#authError = undefined;
-    ws.onopen = () => {
-      if (this.#ws !== ws) return;
-      this.#wsOpened = true;
-      // Browsers cannot set headers: the token goes in the first frame.
-      this.#authInbox = this.#calls.inbox();
-      ws.send(JSON.stringify({ op: "auth", inbox: this.#authInbox, data: { token } }));
-    };
-    ws.onmessage = (e) => {
-      if (this.#ws === ws && typeof e.data === "string") this.#onFrame(e.data);
-    };
-    ws.onclose = (e) => this.#onClose(ws, e.code, e.reason);
-    ws.onerror = () => {};
-  }
-
-  /** The token to present; `fresh` asks `getToken()` again. */
-  async #currentToken(fresh: boolean): Promise<string> {
-    const getToken = this.#opts.getToken;
-    if (getToken && (fresh || this.#token === undefined)) {
-      const t = await getToken();
-      if (typeof t !== "string" || t === "") {
-        throw new UnauthorizedError("getToken() returned no token");
-      }
-      this.#token = t;
-    }
-    return this.#token as string;
-  }
-
-  #onFrame(text: string): void {
-    for (const line of text.split("\n")) {
-      if (line === "") continue;
-      let env: unknown;
-      try {
-        env = JSON.parse(line);
-      } catch (err) {
-        this.#emitError(
-          new InternalError(`unreadable frame from gateway ${this.url}`, { cause: err }),
-        );
-        continue;
-      }
-      if (typeof env !== "object" || env === null) continue;
-      try {
-        this.#onEnvelope(env as ServerFrame);
-      } catch (err) {
-        this.#emitError(new InternalError(`client failure: ${_message(err)}`, { cause: err }));
-      }
-      if (this.#state === "closed") return;
-    }
+    this.#authInbox = this.#calls.inbox();
+    conn.authenticate(token, this.#authInbox);
   }
 
   #onEnvelope(env: ServerFrame): void {
     switch (env.op) {
       case "msg": {
-        const sub = typeof env.sid === "string" ? this.#bySid.get(env.sid) : undefined;
+        const sub = typeof env.sid === "string" ? this.#subs.bySid(env.sid) : undefined;
         // Unknown sid: a late message of a closed subscription.
         if (sub) sub.deliver(_record(env.data), env.target);
         return;
@@ -547,10 +409,6 @@ export class NatsgateClient extends EventTarget {
       case "reply":
       case "pong":
       case "error": {
-        if (env.op === "pong" && env.inbox === this.#pingInbox) {
-          this.#pingInbox = undefined;
-          return;
-        }
         if (env.inbox !== undefined && env.inbox === this.#authInbox) {
           this.#onAuthAnswer(env);
           return;
@@ -576,54 +434,15 @@ export class NatsgateClient extends EventTarget {
   }
 
   #onStrayError(err: NatsgateError): void {
-    const op = err.context?.op;
-    const target = err.context?.target;
-    if ((op === "kv_sub" || op === "js_sub") && target !== undefined) {
-      // A stream subscription failed on the server after it started (no inbox, no sid):
-      // resubscribe every live one of that kind and target; each resumes where it was.
-      const kind = op === "kv_sub" ? "kv" : "js";
-      for (const sub of this.#subs) {
-        if (sub.kind === kind && sub.target === target) this.#resubscribeLater(sub);
-      }
-    }
+    this.#subs.streamFailed(err.context?.op, err.context?.target);
     this.#emitError(err);
-  }
-
-  #resubscribeLater(sub: _AnySub): void {
-    const sid = sub.sid;
-    if (sid !== undefined) {
-      this.#bySid.delete(sid);
-      // The server may still hold it (we cannot tell which one failed): drop it quietly.
-      this.#unsub(sid);
-    }
-    sub.disconnected();
-    const ws = this.#ws;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      if (this.#ws === ws && this.#authed && this.#subs.has(sub)) sub.subscribe();
-    }, this.#backoff(sub.failures++));
-    this.#timers.add(timer);
   }
 
   #onCapUpdate(data: Partial<CapUpdateData>): void {
     this.#caps = data.capabilities ?? {};
     if (data.user !== undefined) this.#user = data.user;
     if (data.session !== undefined) this.#session = data.session;
-    const revoked: _AnySub[] = [];
-    for (const sid of Array.isArray(data.revoked) ? data.revoked : []) {
-      const sub = this.#bySid.get(sid);
-      if (!sub) continue;
-      this.#bySid.delete(sid);
-      this.#subs.delete(sub);
-      const op = sub.kind === "core" ? "sub" : `${sub.kind}_sub`;
-      sub.fail(
-        new ForbiddenError(`${op} ${sub.target}: revoked (capabilities changed)`, {
-          context: { op, target: sub.target },
-        }),
-        true,
-      );
-      revoked.push(sub);
-    }
+    const revoked = this.#subs.revoke(Array.isArray(data.revoked) ? data.revoked : []);
     if (!this.#authed) this.#onOpen();
     this.#dispatch("capabilities", {
       capabilities: this.#caps,
@@ -644,18 +463,20 @@ export class NatsgateClient extends EventTarget {
     this.#everOpened = true;
     this.#setState("open", {});
     this.#scheduleRefresh();
-    this.#startPing();
-    for (const sub of this.#subs) {
-      sub.failures = 0;
-      sub.subscribe();
-    }
+    this.#conn?.keepAlive(this.#cfg.pingIntervalMs, () => this.#calls.inbox());
+    this.#subs.renewAll();
     if (first) this.#opened.resolve();
   }
 
   /** The socket closed (or is given up: `err` set). */
-  async #onClose(ws: WebSocket, code: number, reason: string, err?: NatsgateError): Promise<void> {
-    if (this.#ws !== ws) return;
-    const opened = this.#wsOpened;
+  async #onClose(
+    conn: Connection,
+    code: number,
+    reason: string,
+    opened: boolean,
+    err?: NatsgateError,
+  ): Promise<void> {
+    if (this.#conn !== conn) return;
     const said = this.#authError;
     this.#dropConnection(err);
     this.#lastClose = { code, reason };
@@ -664,16 +485,10 @@ export class NatsgateClient extends EventTarget {
     if (error === undefined && !opened) {
       // Never opened: a browser hides why (a refused upgrade, a dead host); ask over HTTP.
       error = await whyNotOpened(this.url, code);
-      if (this.#isClosed() || this.#ws !== undefined) return;
+      if (this.#isClosed() || this.#conn !== undefined) return;
     }
     error ??= closeError(this.url, code, reason, said);
-    const refused = error.httpStatus === 401 || error.httpStatus === 403;
-    const retryable = this.#cfg.reconnect &&
-      !refused &&
-      code !== CloseCode.UNAUTHORIZED &&
-      !(code === CloseCode.TOKEN_EXPIRED && !this.#opts.getToken) &&
-      (this.#everOpened || this.#cfg.waitOnFirstConnect || this.#attempt < this.#urls.length - 1);
-    if (!retryable) {
+    if (isFinalEnd(code, error.httpStatus, this.#tokens.refreshes)) {
       this.#finish(error, { code, reason });
       return;
     }
@@ -682,14 +497,13 @@ export class NatsgateClient extends EventTarget {
 
   #retry(err: NatsgateError): void {
     if (this.#state === "closed") return;
-    if (!this.#cfg.reconnect || this.#attempt >= this.#cfg.maxAttempts) {
-      this.#finish(err, this.#lastClose);
-      return;
-    }
-    // The first connect gives up after one try of each URL, unless told to wait.
-    if (
-      !this.#everOpened && !this.#cfg.waitOnFirstConnect && this.#attempt >= this.#urls.length - 1
-    ) {
+    const retry = mayRetry({
+      ...this.#cfg,
+      everOpened: this.#everOpened,
+      attempt: this.#attempt,
+      urlCount: this.#urls.length,
+    });
+    if (!retry) {
       this.#finish(err, this.#lastClose);
       return;
     }
@@ -712,37 +526,20 @@ export class NatsgateClient extends EventTarget {
 
   /** Forgets everything tied to the current socket; pending ops reject with `cause` inside. */
   #dropConnection(cause?: NatsgateError): void {
-    const ws = this.#ws;
+    const conn = this.#conn;
     const url = this.url;
-    this.#ws = undefined;
+    this.#conn = undefined;
     this.#authed = false;
     this.#authInbox = undefined;
     this.#authError = undefined;
-    this.#outbox = [];
-    this.#stopPing();
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    this.#bySid.clear();
-    for (const sub of this.#subs) sub.disconnected();
+    this.#tokens.cancel();
+    this.#subs.disconnected();
     this.#calls.rejectAll(() =>
       cause instanceof ClientClosedError
         ? cause
         : new ConnectionError(`connection to ${url} lost`, { url, cause })
     );
-    if (ws) {
-      ws.onopen =
-        ws.onmessage =
-        ws.onerror =
-        ws.onclose =
-          null;
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-        try {
-          ws.close(1000);
-        } catch {
-          // ignore
-        }
-      }
-    }
+    conn?.drop();
   }
 
   /** Ends the client: no more reconnects. */
@@ -750,13 +547,9 @@ export class NatsgateClient extends EventTarget {
     if (this.#state === "closed") return;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
     this.#setState("closed", { code: close?.code, reason: close?.reason, error: err });
-    if (this.#ws) this.#dropConnection(err);
-    const subs = [...this.#subs];
-    this.#subs.clear();
-    for (const sub of subs) sub.fail(err);
+    if (this.#conn) this.#dropConnection(err);
+    this.#subs.failAll(err);
     this.#opened.reject(err);
   }
 
@@ -768,65 +561,22 @@ export class NatsgateClient extends EventTarget {
   }
 
   #scheduleRefresh(): void {
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    if (!this.#opts.getToken || this.#token === undefined) return;
-    const delay = tokenRefreshDelay(this.#token);
-    if (delay === undefined) return;
-    const ws = this.#ws;
-    this.#refreshTimer = setTimeout(
-      () => this.#refresh(ws),
-      Math.max(1000, Math.min(delay, 2 ** 31 - 1)),
-    );
+    const conn = this.#conn;
+    this.#tokens.schedule(() => this.#refresh(conn));
   }
 
-  async #refresh(ws: WebSocket | undefined): Promise<void> {
-    this.#refreshTimer = undefined;
+  async #refresh(conn: Connection | undefined): Promise<void> {
     let token: string;
     try {
-      token = await this.#currentToken(true);
+      token = await this.#tokens.current(true);
     } catch (err) {
       this.#emitError(_tokenError(err));
-      if (this.#ws === ws && this.#authed) {
-        this.#refreshTimer = setTimeout(() => this.#refresh(ws), 5000);
-      }
+      if (this.#conn === conn && this.#authed) this.#tokens.retryLater(() => this.#refresh(conn));
       return;
     }
-    if (this.#ws !== ws || !this.#authed || !ws) return;
+    if (this.#conn !== conn || !this.#authed || !conn) return;
     this.#authInbox = this.#calls.inbox();
     this.#send({ op: "auth", inbox: this.#authInbox, data: { token } });
-  }
-
-  #startPing(): void {
-    this.#stopPing();
-    const every = this.#cfg.pingIntervalMs;
-    if (!(every > 0)) return;
-    const ws = this.#ws;
-    const url = this.url;
-    this.#pingTimer = setInterval(() => {
-      if (this.#ws !== ws || !ws) return;
-      if (this.#pingInbox !== undefined) {
-        // No pong for a whole interval: the connection is dead even if the socket says open.
-        this.#onClose(
-          ws,
-          4000,
-          "ping timeout",
-          new ConnectionError(`connection to ${url} lost: no pong within ${every} ms`, {
-            url,
-            closeCode: 4000,
-          }),
-        );
-        return;
-      }
-      this.#pingInbox = this.#calls.inbox();
-      this.#send({ op: "ping", inbox: this.#pingInbox });
-    }, every);
-  }
-
-  #stopPing(): void {
-    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
-    this.#pingTimer = undefined;
-    this.#pingInbox = undefined;
   }
 
   #emitError(error: NatsgateError, subscription?: _AnySub): void {

@@ -222,6 +222,179 @@ var HandlerError = class extends NatsgateError {
   }
 };
 
+// src/client/outbox.ts
+function coalesce(lines, maxChars) {
+  const frames = [];
+  let frame = "";
+  for (const line of lines) {
+    if (frame && frame.length + line.length + 1 > maxChars) {
+      frames.push(frame);
+      frame = "";
+    }
+    frame = frame ? frame + "\n" + line : line;
+  }
+  if (frame) frames.push(frame);
+  return frames;
+}
+
+// src/client/connection.ts
+var _MAX_COALESCED_CHARS = 16384;
+var Connection = class {
+  /** The gateway URL. */
+  url;
+  #ws;
+  #events;
+  #opened = false;
+  #done = false;
+  #auth;
+  #outbox = [];
+  #flushQueued = false;
+  #pingTimer;
+  #pingInbox;
+  /** Dials `url` at once; throws (a `SyntaxError`) for a URL a WebSocket cannot take. */
+  constructor(url, events) {
+    this.url = url;
+    this.#events = events;
+    const ws = new WebSocket(url);
+    this.#ws = ws;
+    ws.onopen = () => {
+      this.#opened = true;
+      if (this.#auth !== void 0) ws.send(this.#auth);
+      this.#auth = void 0;
+      this.#flush();
+    };
+    ws.onmessage = (e) => {
+      if (!this.#done && typeof e.data === "string") this.#onFrame(e.data);
+    };
+    ws.onclose = (e) => this.#end(e.code, e.reason, void 0);
+    ws.onerror = () => {
+    };
+  }
+  /** The socket opened. */
+  get opened() {
+    return this.#opened;
+  }
+  /** Sends `auth` as the first frame (when the socket opens, or now if it is open). */
+  authenticate(token, inbox) {
+    const frame = JSON.stringify({
+      op: "auth",
+      inbox,
+      data: {
+        token
+      }
+    });
+    if (this.#opened) this.#ws.send(frame);
+    else this.#auth = frame;
+  }
+  /** Queues an envelope; all envelopes queued in one task go out as one NDJSON frame. */
+  send(env) {
+    if (this.#done || this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#outbox.push(JSON.stringify(env));
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.#flush());
+  }
+  #flush() {
+    this.#flushQueued = false;
+    const lines = this.#outbox;
+    this.#outbox = [];
+    if (this.#done || this.#ws.readyState !== WebSocket.OPEN) return;
+    for (const frame of coalesce(lines, _MAX_COALESCED_CHARS)) this.#ws.send(frame);
+  }
+  /**
+   * Pings every `everyMs` (0: never); a ping unanswered for a whole period ends the connection
+   * with a `ConnectionError`, even if the socket still says open.
+   */
+  keepAlive(everyMs, inbox) {
+    this.#stopPing();
+    if (!(everyMs > 0) || this.#done) return;
+    this.#pingTimer = setInterval(() => {
+      if (this.#pingInbox !== void 0) {
+        this.#end(4e3, "ping timeout", new ConnectionError(`connection to ${this.url} lost: no pong within ${everyMs} ms`, {
+          url: this.url,
+          closeCode: 4e3
+        }));
+        return;
+      }
+      this.#pingInbox = inbox();
+      this.send({
+        op: "ping",
+        inbox: this.#pingInbox
+      });
+    }, everyMs);
+  }
+  #stopPing() {
+    if (this.#pingTimer !== void 0) clearInterval(this.#pingTimer);
+    this.#pingTimer = void 0;
+    this.#pingInbox = void 0;
+  }
+  #onFrame(text) {
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      let env;
+      try {
+        env = JSON.parse(line);
+      } catch (err) {
+        this.#events.unreadable(err);
+        continue;
+      }
+      if (typeof env !== "object" || env === null) continue;
+      const frame = env;
+      if (frame.op === "pong" && frame.inbox !== void 0 && frame.inbox === this.#pingInbox) {
+        this.#pingInbox = void 0;
+        continue;
+      }
+      this.#events.envelope(frame);
+      if (this.#done) return;
+    }
+  }
+  #end(code, reason, error) {
+    if (this.#done) return;
+    this.#detach();
+    this.#events.closed(code, reason, this.#opened, error);
+  }
+  #detach() {
+    this.#done = true;
+    this.#stopPing();
+    this.#outbox = [];
+    const ws = this.#ws;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+      try {
+        ws.close(1e3);
+      } catch {
+      }
+    }
+  }
+  /** Drops the connection without telling the owner (it is the one letting go). */
+  drop() {
+    if (!this.#done) this.#detach();
+  }
+  /**
+   * Closes with 1000 and waits (at most 1 s) until the socket is closed; the owner is not told.
+   */
+  async shutdown(reason) {
+    const ws = this.#ws;
+    this.#done = true;
+    this.#stopPing();
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    if (ws.readyState === WebSocket.CLOSED) return;
+    let timer;
+    const closed = new Promise((resolve) => {
+      ws.addEventListener("close", () => resolve(), {
+        once: true
+      });
+      timer = setTimeout(resolve, 1e3);
+    });
+    try {
+      ws.close(1e3, reason);
+    } catch {
+    }
+    await closed;
+    clearTimeout(timer);
+  }
+};
+
 // src/client/subscription.ts
 function deferred() {
   let resolve = () => {
@@ -786,21 +959,6 @@ function resolveConfig(options) {
   };
 }
 
-// src/client/outbox.ts
-function coalesce(lines, maxChars) {
-  const frames = [];
-  let frame = "";
-  for (const line of lines) {
-    if (frame && frame.length + line.length + 1 > maxChars) {
-      frames.push(frame);
-      frame = "";
-    }
-    frame = frame ? frame + "\n" + line : line;
-  }
-  if (frame) frames.push(frame);
-  return frames;
-}
-
 // src/client/token.ts
 function decodeJwtPayload(token) {
   const parts = typeof token === "string" ? token.split(".") : [];
@@ -919,9 +1077,229 @@ function _message(err) {
   return String(err);
 }
 
+// src/client/reconnect.ts
+function mayRetry(s) {
+  if (!s.reconnect || s.attempt >= s.maxAttempts) return false;
+  return s.everOpened || s.waitOnFirstConnect || s.attempt < s.urlCount - 1;
+}
+function isFinalEnd(closeCode, httpStatus, hasTokenSource) {
+  return httpStatus === 401 || httpStatus === 403 || closeCode === CloseCode.UNAUTHORIZED || closeCode === CloseCode.TOKEN_EXPIRED && !hasTokenSource;
+}
+
+// src/client/subscriptions.ts
+var SubscriptionRegistry = class {
+  #host;
+  #subs = /* @__PURE__ */ new Set();
+  #bySid = /* @__PURE__ */ new Map();
+  /** Resubscription timers. */
+  #timers = /* @__PURE__ */ new Set();
+  /** What subscriptions may ask of the client. */
+  api;
+  /** Creates an empty registry. */
+  constructor(host) {
+    this.#host = host;
+    this.api = {
+      request: (req) => this.#subscribe(req.sub, req.env),
+      call: (env) => host.call(env, host.requestTimeoutMs),
+      isOpen: () => host.isOpen(),
+      release: (sub) => this.release(sub),
+      report: (error, sub) => host.report(error, sub)
+    };
+  }
+  /** Every live subscription. */
+  get all() {
+    return [
+      ...this.#subs
+    ];
+  }
+  /** Adds `sub`, subscribing it now when connected. */
+  add(sub) {
+    this.#subs.add(sub);
+    if (this.#host.isOpen()) sub.subscribe();
+    return sub;
+  }
+  /** The subscription live under `sid` on this connection. */
+  bySid(sid) {
+    return this.#bySid.get(sid);
+  }
+  /** A new connection is authenticated: subscribe everything again. */
+  renewAll() {
+    for (const sub of this.#subs) {
+      sub.failures = 0;
+      sub.subscribe();
+    }
+  }
+  /** The connection ended: every id is void; subscriptions wait for the next one. */
+  disconnected() {
+    this.#bySid.clear();
+    for (const sub of this.#subs) sub.disconnected();
+  }
+  /** Forgets `sub` and unsubscribes it on the gateway. */
+  release(sub) {
+    this.#subs.delete(sub);
+    const sid = sub.sid;
+    if (sid !== void 0 && this.#bySid.get(sid) === sub) {
+      this.#bySid.delete(sid);
+      this.#unsub(sid);
+    }
+  }
+  /** Ends the subscriptions a `cap_update` revoked; returns them. */
+  revoke(sids) {
+    const revoked = [];
+    for (const sid of sids) {
+      const sub = this.#bySid.get(sid);
+      if (!sub) continue;
+      this.#bySid.delete(sid);
+      this.#subs.delete(sub);
+      const op = sub.kind === "core" ? "sub" : `${sub.kind}_sub`;
+      sub.fail(new ForbiddenError(`${op} ${sub.target}: revoked (capabilities changed)`, {
+        context: {
+          op,
+          target: sub.target
+        }
+      }), true);
+      revoked.push(sub);
+    }
+    return revoked;
+  }
+  /**
+   * A stream subscription failed on the gateway after it started (an `error` without inbox or
+   * sid): resubscribe every live one of that kind and target; each resumes where it was.
+   */
+  streamFailed(op, target) {
+    if (op !== "kv_sub" && op !== "js_sub" || target === void 0) return;
+    const kind = op === "kv_sub" ? "kv" : "js";
+    for (const sub of this.#subs) {
+      if (sub.kind === kind && sub.target === target) this.#resubscribeLater(sub);
+    }
+  }
+  /** The client closed: every subscription ends with `err`. */
+  failAll(err) {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const subs = [
+      ...this.#subs
+    ];
+    this.#subs.clear();
+    for (const sub of subs) sub.fail(err);
+  }
+  /** Sends a subscribe op for `sub`; on success maps the new sid to it. */
+  #subscribe(sub, env) {
+    if (!this.#subs.has(sub)) return;
+    const host = this.#host;
+    const conn = host.connection();
+    const current = () => host.connection() === conn && host.isOpen();
+    host.call(env, Infinity).then((e) => {
+      if (!current()) return;
+      const data = typeof e.data === "object" && e.data !== null ? e.data : {};
+      const sid = data.id;
+      if (typeof sid !== "string") {
+        sub.fail(new InternalError(`${describeOp(env)}: subscribe reply without an id`));
+        return;
+      }
+      if (!this.#subs.has(sub)) {
+        this.#unsub(sid);
+        return;
+      }
+      this.#bySid.set(sid, sub);
+      sub.subscribed(sid, data);
+    }, (err) => {
+      if (!current() || !this.#subs.has(sub)) return;
+      if (!(err instanceof NatsgateError)) return;
+      if (err.code === "unavailable") {
+        host.report(err, sub);
+        this.#resubscribeLater(sub);
+        return;
+      }
+      if (err.code === "forbidden" && sub.everSubscribed) {
+        this.release(sub);
+        sub.fail(err, true);
+        host.revoked([
+          sub
+        ]);
+        return;
+      }
+      this.release(sub);
+      sub.fail(err);
+      host.report(err, sub);
+    });
+  }
+  /** Drops a server subscription, ignoring the answer (it may already be gone). */
+  #unsub(sid) {
+    if (!this.#host.isOpen()) return;
+    this.#host.call({
+      op: "unsub",
+      data: {
+        id: sid
+      }
+    }, this.#host.requestTimeoutMs).catch(() => {
+    });
+  }
+  #resubscribeLater(sub) {
+    const sid = sub.sid;
+    if (sid !== void 0) {
+      this.#bySid.delete(sid);
+      this.#unsub(sid);
+    }
+    sub.disconnected();
+    const conn = this.#host.connection();
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#host.connection() === conn && this.#host.isOpen() && this.#subs.has(sub)) {
+        sub.subscribe();
+      }
+    }, this.#host.backoff(sub.failures++));
+    this.#timers.add(timer);
+  }
+};
+
+// src/client/token_keeper.ts
+var TokenKeeper = class {
+  #token;
+  #source;
+  #timer;
+  /** Starts with `token` (if any) and asks `source` (if any) for fresh ones. */
+  constructor(token, source) {
+    this.#token = token;
+    this.#source = source;
+  }
+  /** A token source was given: tokens are refreshed and a 4003 is retried. */
+  get refreshes() {
+    return this.#source !== void 0;
+  }
+  /** The token to present; `fresh` asks the source again (when there is one). */
+  async current(fresh) {
+    if (this.#source && (fresh || this.#token === void 0)) {
+      const t = await this.#source();
+      if (typeof t !== "string" || t === "") {
+        throw new UnauthorizedError("getToken() returned no token");
+      }
+      this.#token = t;
+    }
+    return this.#token;
+  }
+  /** Calls `due` when the current token should be refreshed (never without a source or `exp`). */
+  schedule(due) {
+    this.cancel();
+    if (!this.#source || this.#token === void 0) return;
+    const delay = tokenRefreshDelay(this.#token);
+    if (delay === void 0) return;
+    this.#timer = setTimeout(due, Math.max(1e3, Math.min(delay, 2 ** 31 - 1)));
+  }
+  /** Calls `due` after `ms` (a failed refresh tries again). */
+  retryLater(due, ms = 5e3) {
+    this.cancel();
+    this.#timer = setTimeout(due, ms);
+  }
+  /** Stops the refresh timer. */
+  cancel() {
+    if (this.#timer !== void 0) clearTimeout(this.#timer);
+    this.#timer = void 0;
+  }
+};
+
 // src/client/client.ts
 var _REQUEST_GRACE_MS = 2e3;
-var _MAX_COALESCED_CHARS = 16384;
 async function connect(url, options) {
   const client = new NatsgateClient(url, options);
   await client.opened;
@@ -930,26 +1308,17 @@ async function connect(url, options) {
 var NatsgateClient = class extends EventTarget {
   #urls;
   #urlIndex = 0;
-  #opts;
   #cfg;
   #state = "connecting";
-  #ws;
-  /** The current socket opened (a close before that is probed for its reason). */
-  #wsOpened = false;
+  #conn;
   /** The current socket has been authenticated. */
   #authed = false;
-  #token;
+  #tokens;
   #everOpened = false;
   #attempt = 0;
   #calls = new PendingCalls();
-  #subs = /* @__PURE__ */ new Set();
-  #bySid = /* @__PURE__ */ new Map();
-  #outbox = [];
-  #flushQueued = false;
+  #subs;
   #reconnectTimer;
-  #refreshTimer;
-  #pingTimer;
-  #pingInbox;
   #authInbox;
   /** What the gateway answered to the last `auth` frame when it refused it. */
   #authError;
@@ -958,8 +1327,6 @@ var NatsgateClient = class extends EventTarget {
   #session;
   #opened = deferred();
   #lastClose;
-  /** Resubscription timers. */
-  #timers = /* @__PURE__ */ new Set();
   /**
    * Starts connecting at once; `opened` resolves when authenticated.
    * @param url `ws://`, `wss://`, `http(s)://` or, in a browser, a path like `/ws`; with several,
@@ -975,9 +1342,20 @@ var NatsgateClient = class extends EventTarget {
     ];
     if (urls.length === 0) throw new TypeError("connect: at least one gateway URL is required");
     this.#urls = urls.map(wsUrl);
-    this.#opts = options;
     this.#cfg = resolveConfig(options);
-    this.#token = options.token;
+    this.#tokens = new TokenKeeper(options.token, options.getToken);
+    this.#subs = new SubscriptionRegistry({
+      call: (env, timeoutMs) => this.#call(env, timeoutMs),
+      connection: () => this.#conn,
+      isOpen: () => this.#state === "open" && this.#authed,
+      report: (error, sub) => this.#emitError(error, sub),
+      revoked: (subs) => this.#dispatch("revoked", {
+        subscriptions: subs,
+        capabilities: this.#caps
+      }),
+      backoff: (n) => this.#backoff(n),
+      requestTimeoutMs: this.#cfg.requestTimeoutMs
+    });
     queueMicrotask(() => this.#dial());
   }
   /** Resolves when the client is first authenticated; rejects if it closes before that. */
@@ -1012,9 +1390,7 @@ var NatsgateClient = class extends EventTarget {
   }
   /** Live subscriptions of every kind. */
   get subscriptions() {
-    return [
-      ...this.#subs
-    ];
+    return this.#subs.all;
   }
   /** Adds a listener for a client event; returns a function that removes it. */
   on(type, listener) {
@@ -1033,7 +1409,7 @@ var NatsgateClient = class extends EventTarget {
       b,
       a
     ];
-    return this.#add(new CoreSubscription(this.#api(), subject, handler, options ?? {}));
+    return this.#add(new CoreSubscription(this.#subs.api, subject, handler, options ?? {}));
   }
   kvWatch(bucket, a, b) {
     const [options, handler] = typeof a === "function" ? [
@@ -1043,7 +1419,7 @@ var NatsgateClient = class extends EventTarget {
       a ?? {},
       b
     ];
-    return this.#add(new KvWatch(this.#api(), bucket, options, handler));
+    return this.#add(new KvWatch(this.#subs.api, bucket, options, handler));
   }
   jsSubscribe(stream, a, b) {
     const [options, handler] = typeof a === "function" ? [
@@ -1053,7 +1429,7 @@ var NatsgateClient = class extends EventTarget {
       a ?? {},
       b
     ];
-    return this.#add(new JsSubscription(this.#api(), stream, options, handler));
+    return this.#add(new JsSubscription(this.#subs.api, stream, options, handler));
   }
   /**
    * Sends a command (NATS request) and resolves with the reply, typed as `Res`. Rejects with a
@@ -1097,107 +1473,21 @@ var NatsgateClient = class extends EventTarget {
   /** Closes the connection for good; pending requests reject with `ClientClosedError`. */
   async close() {
     if (this.#state === "closed") return;
-    const ws = this.#ws;
+    const conn = this.#conn;
     this.#finish(new ClientClosedError(`client closed (gateway ${this.url})`), void 0);
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      let timer;
-      const closed = new Promise((resolve) => {
-        ws.addEventListener("close", () => resolve(), {
-          once: true
-        });
-        timer = setTimeout(resolve, 1e3);
-      });
-      try {
-        ws.close(1e3, "client closed");
-      } catch {
-      }
-      await closed;
-      clearTimeout(timer);
-    }
+    await conn?.shutdown("client closed");
   }
   /** `await using client = await connect(...)` closes it at scope end. */
   async [Symbol.asyncDispose]() {
     await this.close();
   }
-  // ---- internals shared with subscriptions ----
-  #api() {
-    return {
-      request: (req) => this.#subscribeOp(req.sub, req.env),
-      call: (env) => this.#call(env, this.#cfg.requestTimeoutMs),
-      isOpen: () => this.#state === "open" && this.#authed,
-      release: (sub) => this.#release(sub),
-      report: (error, sub) => this.#emitError(error, sub)
-    };
-  }
+  // ---- internals ----
   #add(sub) {
     if (this.#state === "closed") {
       sub.fail(new ClientClosedError(`${sub.kind} subscription ${sub.target}: client closed`));
       return sub;
     }
-    this.#subs.add(sub);
-    if (this.#state === "open" && this.#authed) sub.subscribe();
-    return sub;
-  }
-  /** Sends a subscribe op for `sub`; on success maps the new sid to it. */
-  #subscribeOp(sub, env) {
-    if (!this.#subs.has(sub)) return;
-    const ws = this.#ws;
-    this.#call(env, Infinity).then((e) => {
-      if (this.#ws !== ws || !this.#authed) return;
-      const data = typeof e.data === "object" && e.data !== null ? e.data : {};
-      const sid = data.id;
-      if (typeof sid !== "string") {
-        sub.fail(new InternalError(`${describeOp(env)}: subscribe reply without an id`));
-        return;
-      }
-      if (!this.#subs.has(sub)) {
-        this.#unsub(sid);
-        return;
-      }
-      this.#bySid.set(sid, sub);
-      sub.subscribed(sid, data);
-    }, (err) => {
-      if (this.#ws !== ws || !this.#authed || !this.#subs.has(sub)) return;
-      if (!(err instanceof NatsgateError)) return;
-      if (err.code === "unavailable") {
-        this.#emitError(err, sub);
-        this.#resubscribeLater(sub);
-        return;
-      }
-      if (err.code === "forbidden" && sub.everSubscribed) {
-        this.#release(sub);
-        sub.fail(err, true);
-        this.#dispatch("revoked", {
-          subscriptions: [
-            sub
-          ],
-          capabilities: this.#caps
-        });
-        return;
-      }
-      this.#release(sub);
-      sub.fail(err);
-      this.#emitError(err, sub);
-    });
-  }
-  #release(sub) {
-    this.#subs.delete(sub);
-    const sid = sub.sid;
-    if (sid !== void 0 && this.#bySid.get(sid) === sub) {
-      this.#bySid.delete(sid);
-      this.#unsub(sid);
-    }
-  }
-  /** Drops a server subscription, ignoring the answer (it may already be gone). */
-  #unsub(sid) {
-    if (this.#state !== "open" || !this.#authed) return;
-    this.#call({
-      op: "unsub",
-      data: {
-        id: sid
-      }
-    }, this.#cfg.requestTimeoutMs).catch(() => {
-    });
+    return this.#subs.add(sub);
   }
   /** Sends an op with an inbox and settles with its answer. */
   #call(env, timeoutMs) {
@@ -1226,21 +1516,8 @@ var NatsgateClient = class extends EventTarget {
     });
     return answer;
   }
-  /** Queues an envelope; all envelopes queued in one task go out as one NDJSON frame. */
   #send(env) {
-    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return;
-    this.#outbox.push(JSON.stringify(env));
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    queueMicrotask(() => this.#flush());
-  }
-  #flush() {
-    this.#flushQueued = false;
-    const lines = this.#outbox;
-    this.#outbox = [];
-    const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    for (const frame of coalesce(lines, _MAX_COALESCED_CHARS)) ws.send(frame);
+    this.#conn?.send(env);
   }
   // ---- connection ----
   /** Whether the client has closed for good (a method, so checks after an await stay honest). */
@@ -1252,7 +1529,7 @@ var NatsgateClient = class extends EventTarget {
     this.#reconnectTimer = void 0;
     let token;
     try {
-      token = await this.#currentToken(this.#everOpened || this.#attempt > 0);
+      token = await this.#tokens.current(this.#everOpened || this.#attempt > 0);
     } catch (err) {
       if (this.#isClosed()) return;
       const e = _tokenError(err);
@@ -1261,9 +1538,26 @@ var NatsgateClient = class extends EventTarget {
       return;
     }
     if (this.#isClosed()) return;
-    let ws;
+    let conn;
     try {
-      ws = new WebSocket(this.url);
+      conn = new Connection(this.url, {
+        envelope: (env) => {
+          if (this.#conn !== conn) return;
+          try {
+            this.#onEnvelope(env);
+          } catch (err) {
+            this.#emitError(new InternalError(`client failure: ${_message2(err)}`, {
+              cause: err
+            }));
+          }
+        },
+        unreadable: (err) => {
+          this.#emitError(new InternalError(`unreadable frame from gateway ${conn.url}`, {
+            cause: err
+          }));
+        },
+        closed: (code, reason, opened, err) => this.#onClose(conn, code, reason, opened, err)
+      });
     } catch (err) {
       this.#finish(new ConnectionError(`invalid gateway URL ${this.url}: ${_message2(err)}`, {
         url: this.url,
@@ -1271,78 +1565,22 @@ var NatsgateClient = class extends EventTarget {
       }), void 0);
       return;
     }
-    this.#ws = ws;
-    this.#wsOpened = false;
+    this.#conn = conn;
     this.#authed = false;
     this.#authError = void 0;
-    ws.onopen = () => {
-      if (this.#ws !== ws) return;
-      this.#wsOpened = true;
-      this.#authInbox = this.#calls.inbox();
-      ws.send(JSON.stringify({
-        op: "auth",
-        inbox: this.#authInbox,
-        data: {
-          token
-        }
-      }));
-    };
-    ws.onmessage = (e) => {
-      if (this.#ws === ws && typeof e.data === "string") this.#onFrame(e.data);
-    };
-    ws.onclose = (e) => this.#onClose(ws, e.code, e.reason);
-    ws.onerror = () => {
-    };
-  }
-  /** The token to present; `fresh` asks `getToken()` again. */
-  async #currentToken(fresh) {
-    const getToken = this.#opts.getToken;
-    if (getToken && (fresh || this.#token === void 0)) {
-      const t = await getToken();
-      if (typeof t !== "string" || t === "") {
-        throw new UnauthorizedError("getToken() returned no token");
-      }
-      this.#token = t;
-    }
-    return this.#token;
-  }
-  #onFrame(text) {
-    for (const line of text.split("\n")) {
-      if (line === "") continue;
-      let env;
-      try {
-        env = JSON.parse(line);
-      } catch (err) {
-        this.#emitError(new InternalError(`unreadable frame from gateway ${this.url}`, {
-          cause: err
-        }));
-        continue;
-      }
-      if (typeof env !== "object" || env === null) continue;
-      try {
-        this.#onEnvelope(env);
-      } catch (err) {
-        this.#emitError(new InternalError(`client failure: ${_message2(err)}`, {
-          cause: err
-        }));
-      }
-      if (this.#state === "closed") return;
-    }
+    this.#authInbox = this.#calls.inbox();
+    conn.authenticate(token, this.#authInbox);
   }
   #onEnvelope(env) {
     switch (env.op) {
       case "msg": {
-        const sub = typeof env.sid === "string" ? this.#bySid.get(env.sid) : void 0;
+        const sub = typeof env.sid === "string" ? this.#subs.bySid(env.sid) : void 0;
         if (sub) sub.deliver(_record(env.data), env.target);
         return;
       }
       case "reply":
       case "pong":
       case "error": {
-        if (env.op === "pong" && env.inbox === this.#pingInbox) {
-          this.#pingInbox = void 0;
-          return;
-        }
         if (env.inbox !== void 0 && env.inbox === this.#authInbox) {
           this.#onAuthAnswer(env);
           return;
@@ -1365,49 +1603,14 @@ var NatsgateClient = class extends EventTarget {
     if (this.#authed) this.#scheduleRefresh();
   }
   #onStrayError(err) {
-    const op = err.context?.op;
-    const target = err.context?.target;
-    if ((op === "kv_sub" || op === "js_sub") && target !== void 0) {
-      const kind = op === "kv_sub" ? "kv" : "js";
-      for (const sub of this.#subs) {
-        if (sub.kind === kind && sub.target === target) this.#resubscribeLater(sub);
-      }
-    }
+    this.#subs.streamFailed(err.context?.op, err.context?.target);
     this.#emitError(err);
-  }
-  #resubscribeLater(sub) {
-    const sid = sub.sid;
-    if (sid !== void 0) {
-      this.#bySid.delete(sid);
-      this.#unsub(sid);
-    }
-    sub.disconnected();
-    const ws = this.#ws;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      if (this.#ws === ws && this.#authed && this.#subs.has(sub)) sub.subscribe();
-    }, this.#backoff(sub.failures++));
-    this.#timers.add(timer);
   }
   #onCapUpdate(data) {
     this.#caps = data.capabilities ?? {};
     if (data.user !== void 0) this.#user = data.user;
     if (data.session !== void 0) this.#session = data.session;
-    const revoked = [];
-    for (const sid of Array.isArray(data.revoked) ? data.revoked : []) {
-      const sub = this.#bySid.get(sid);
-      if (!sub) continue;
-      this.#bySid.delete(sid);
-      this.#subs.delete(sub);
-      const op = sub.kind === "core" ? "sub" : `${sub.kind}_sub`;
-      sub.fail(new ForbiddenError(`${op} ${sub.target}: revoked (capabilities changed)`, {
-        context: {
-          op,
-          target: sub.target
-        }
-      }), true);
-      revoked.push(sub);
-    }
+    const revoked = this.#subs.revoke(Array.isArray(data.revoked) ? data.revoked : []);
     if (!this.#authed) this.#onOpen();
     this.#dispatch("capabilities", {
       capabilities: this.#caps,
@@ -1430,17 +1633,13 @@ var NatsgateClient = class extends EventTarget {
     this.#everOpened = true;
     this.#setState("open", {});
     this.#scheduleRefresh();
-    this.#startPing();
-    for (const sub of this.#subs) {
-      sub.failures = 0;
-      sub.subscribe();
-    }
+    this.#conn?.keepAlive(this.#cfg.pingIntervalMs, () => this.#calls.inbox());
+    this.#subs.renewAll();
     if (first) this.#opened.resolve();
   }
   /** The socket closed (or is given up: `err` set). */
-  async #onClose(ws, code, reason, err) {
-    if (this.#ws !== ws) return;
-    const opened = this.#wsOpened;
+  async #onClose(conn, code, reason, opened, err) {
+    if (this.#conn !== conn) return;
     const said = this.#authError;
     this.#dropConnection(err);
     this.#lastClose = {
@@ -1451,12 +1650,10 @@ var NatsgateClient = class extends EventTarget {
     let error = err;
     if (error === void 0 && !opened) {
       error = await whyNotOpened(this.url, code);
-      if (this.#isClosed() || this.#ws !== void 0) return;
+      if (this.#isClosed() || this.#conn !== void 0) return;
     }
     error ??= closeError(this.url, code, reason, said);
-    const refused = error.httpStatus === 401 || error.httpStatus === 403;
-    const retryable = this.#cfg.reconnect && !refused && code !== CloseCode.UNAUTHORIZED && !(code === CloseCode.TOKEN_EXPIRED && !this.#opts.getToken) && (this.#everOpened || this.#cfg.waitOnFirstConnect || this.#attempt < this.#urls.length - 1);
-    if (!retryable) {
+    if (isFinalEnd(code, error.httpStatus, this.#tokens.refreshes)) {
       this.#finish(error, {
         code,
         reason
@@ -1467,11 +1664,13 @@ var NatsgateClient = class extends EventTarget {
   }
   #retry(err) {
     if (this.#state === "closed") return;
-    if (!this.#cfg.reconnect || this.#attempt >= this.#cfg.maxAttempts) {
-      this.#finish(err, this.#lastClose);
-      return;
-    }
-    if (!this.#everOpened && !this.#cfg.waitOnFirstConnect && this.#attempt >= this.#urls.length - 1) {
+    const retry = mayRetry({
+      ...this.#cfg,
+      everOpened: this.#everOpened,
+      attempt: this.#attempt,
+      urlCount: this.#urls.length
+    });
+    if (!retry) {
       this.#finish(err, this.#lastClose);
       return;
     }
@@ -1491,50 +1690,32 @@ var NatsgateClient = class extends EventTarget {
   }
   /** Forgets everything tied to the current socket; pending ops reject with `cause` inside. */
   #dropConnection(cause) {
-    const ws = this.#ws;
+    const conn = this.#conn;
     const url = this.url;
-    this.#ws = void 0;
+    this.#conn = void 0;
     this.#authed = false;
     this.#authInbox = void 0;
     this.#authError = void 0;
-    this.#outbox = [];
-    this.#stopPing();
-    if (this.#refreshTimer !== void 0) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = void 0;
-    this.#bySid.clear();
-    for (const sub of this.#subs) sub.disconnected();
+    this.#tokens.cancel();
+    this.#subs.disconnected();
     this.#calls.rejectAll(() => cause instanceof ClientClosedError ? cause : new ConnectionError(`connection to ${url} lost`, {
       url,
       cause
     }));
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-        try {
-          ws.close(1e3);
-        } catch {
-        }
-      }
-    }
+    conn?.drop();
   }
   /** Ends the client: no more reconnects. */
   #finish(err, close) {
     if (this.#state === "closed") return;
     if (this.#reconnectTimer !== void 0) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = void 0;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
     this.#setState("closed", {
       code: close?.code,
       reason: close?.reason,
       error: err
     });
-    if (this.#ws) this.#dropConnection(err);
-    const subs = [
-      ...this.#subs
-    ];
-    this.#subs.clear();
-    for (const sub of subs) sub.fail(err);
+    if (this.#conn) this.#dropConnection(err);
+    this.#subs.failAll(err);
     this.#opened.reject(err);
   }
   #setState(state, info) {
@@ -1548,27 +1729,19 @@ var NatsgateClient = class extends EventTarget {
     });
   }
   #scheduleRefresh() {
-    if (this.#refreshTimer !== void 0) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = void 0;
-    if (!this.#opts.getToken || this.#token === void 0) return;
-    const delay = tokenRefreshDelay(this.#token);
-    if (delay === void 0) return;
-    const ws = this.#ws;
-    this.#refreshTimer = setTimeout(() => this.#refresh(ws), Math.max(1e3, Math.min(delay, 2 ** 31 - 1)));
+    const conn = this.#conn;
+    this.#tokens.schedule(() => this.#refresh(conn));
   }
-  async #refresh(ws) {
-    this.#refreshTimer = void 0;
+  async #refresh(conn) {
     let token;
     try {
-      token = await this.#currentToken(true);
+      token = await this.#tokens.current(true);
     } catch (err) {
       this.#emitError(_tokenError(err));
-      if (this.#ws === ws && this.#authed) {
-        this.#refreshTimer = setTimeout(() => this.#refresh(ws), 5e3);
-      }
+      if (this.#conn === conn && this.#authed) this.#tokens.retryLater(() => this.#refresh(conn));
       return;
     }
-    if (this.#ws !== ws || !this.#authed || !ws) return;
+    if (this.#conn !== conn || !this.#authed || !conn) return;
     this.#authInbox = this.#calls.inbox();
     this.#send({
       op: "auth",
@@ -1577,33 +1750,6 @@ var NatsgateClient = class extends EventTarget {
         token
       }
     });
-  }
-  #startPing() {
-    this.#stopPing();
-    const every = this.#cfg.pingIntervalMs;
-    if (!(every > 0)) return;
-    const ws = this.#ws;
-    const url = this.url;
-    this.#pingTimer = setInterval(() => {
-      if (this.#ws !== ws || !ws) return;
-      if (this.#pingInbox !== void 0) {
-        this.#onClose(ws, 4e3, "ping timeout", new ConnectionError(`connection to ${url} lost: no pong within ${every} ms`, {
-          url,
-          closeCode: 4e3
-        }));
-        return;
-      }
-      this.#pingInbox = this.#calls.inbox();
-      this.#send({
-        op: "ping",
-        inbox: this.#pingInbox
-      });
-    }, every);
-  }
-  #stopPing() {
-    if (this.#pingTimer !== void 0) clearInterval(this.#pingTimer);
-    this.#pingTimer = void 0;
-    this.#pingInbox = void 0;
   }
   #emitError(error, subscription) {
     this.#dispatch("error", subscription ? {
