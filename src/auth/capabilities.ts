@@ -12,21 +12,15 @@ import {
   validateStreamName,
   validateSubject,
 } from "../protocol/subject.ts";
+import type { Capabilities as WireCapabilities } from "../protocol/types.ts";
 import { hasPlaceholder, templateError, templateStandIn } from "./templates.ts";
 import { validateRoleName } from "./roles.ts";
 
-/** A user's capabilities as stored in KV (every field optional). */
-export interface Capabilities {
-  /** Subject patterns the user may subscribe to (or narrower). */
-  subjects?: string[];
-  /** Subject patterns the user may publish to. */
-  publish?: string[];
-  /** Subject patterns the user may send commands (requests) to. */
-  commands?: string[];
-  /** Bucket pattern → key patterns the user may watch. */
-  buckets?: Record<string, string[]>;
-  /** Stream pattern → filter patterns the user may read. */
-  streams?: Record<string, string[]>;
+/**
+ * A user's capabilities as stored in KV (every field optional): the wire shape of
+ * docs/protocol.md section 5 (`src/protocol/types.ts`, shared with the SDK) plus `roles`.
+ */
+export interface Capabilities extends WireCapabilities {
   /** Roles whose grants the user holds too (user documents only; see roles.ts). */
   roles?: string[];
 }
