@@ -594,7 +594,11 @@ Deno.test("client: gateway restart - reconnects, resumes JetStream without gap o
     await waitFor(() => stack.gateway.sessionCount === 1, 5000, "the session");
     const port = stack.gateway.addr.port;
     await stack.gateway.close();
-    assert.equal((await inFlight).code, "unavailable");
+    const lost = await inFlight;
+    assert.ok(lost instanceof ConnectionError);
+    assert.equal(lost.code, "unavailable");
+    assert.match(lost.message, /^cmd svc\.hang: connection to ws:\/\/127\.0\.0\.1:\d+\/ws lost$/);
+    assert.ok(lost.cause instanceof NatsgateError, "the close that ended it is the cause");
     await waitFor(() => client.state === "reconnecting", 5000, "reconnecting state");
     assert.equal((await rejection(client.request("svc.hang", {}))).code, "unavailable");
 

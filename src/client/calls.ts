@@ -6,6 +6,7 @@ import type { ServerFrame } from "../protocol/types.ts";
 import type { NatsgateError } from "./errors.ts";
 
 interface _Pending {
+  what: string;
   resolve(env: ServerFrame): void;
   reject(err: unknown): void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -18,7 +19,7 @@ interface _Pending {
  * ```ts
  * const calls = new PendingCalls();
  * const inbox = calls.inbox();
- * const answer = calls.wait(inbox, 5000, () => new TimeoutError("no answer"));
+ * const answer = calls.wait(inbox, "cmd svc.time", 5000, () => new TimeoutError("no answer"));
  * calls.settle({ v: 1, op: "reply", inbox, data: {} }, errorFromFrame);
  * ```
  */
@@ -31,10 +32,18 @@ export class PendingCalls {
     return `c${(++this.#next).toString(36)}`;
   }
 
-  /** Waits for the answer to `inbox`; after `timeoutMs` (if finite) rejects with `onTimeout()`. */
-  wait(inbox: string, timeoutMs: number, onTimeout: () => NatsgateError): Promise<ServerFrame> {
+  /**
+   * Waits for the answer to `inbox` (the op described by `what`, e.g. "cmd svc.time"); after
+   * `timeoutMs` (if finite) rejects with `onTimeout()`.
+   */
+  wait(
+    inbox: string,
+    what: string,
+    timeoutMs: number,
+    onTimeout: () => NatsgateError,
+  ): Promise<ServerFrame> {
     return new Promise((resolve, reject) => {
-      const pending: _Pending = { resolve, reject, timer: undefined };
+      const pending: _Pending = { what, resolve, reject, timer: undefined };
       if (Number.isFinite(timeoutMs)) {
         pending.timer = setTimeout(() => {
           if (this.#pending.get(inbox) !== pending) return;
@@ -60,13 +69,13 @@ export class PendingCalls {
     return true;
   }
 
-  /** Rejects every pending op with `err()` (the connection ended). */
-  rejectAll(err: () => NatsgateError): void {
+  /** Rejects every pending op with `err(what)` (the connection ended). */
+  rejectAll(err: (what: string) => NatsgateError): void {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of all) {
       if (p.timer !== undefined) clearTimeout(p.timer);
-      p.reject(err());
+      p.reject(err(p.what));
     }
   }
 }

@@ -327,6 +327,7 @@ export class NatsgateClient extends EventTarget {
     const url = this.url;
     const answer = this.#calls.wait(
       inbox,
+      what,
       timeoutMs,
       () =>
         new TimeoutError(`${what}: no answer from gateway ${url} within ${timeoutMs} ms`, {
@@ -477,17 +478,18 @@ export class NatsgateClient extends EventTarget {
     err?: NatsgateError,
   ): Promise<void> {
     if (this.#conn !== conn) return;
-    const said = this.#authError;
-    this.#dropConnection(err);
+    // What ended it, known now unless the socket never opened (then it is asked below); pending
+    // ops reject with it as their cause.
+    const known = err ?? (opened ? closeError(this.url, code, reason, this.#authError) : undefined);
+    this.#dropConnection(known);
     this.#lastClose = { code, reason };
     if (this.#state === "closed") return;
-    let error = err;
-    if (error === undefined && !opened) {
+    let error = known;
+    if (error === undefined) {
       // Never opened: a browser hides why (a refused upgrade, a dead host); ask over HTTP.
       error = await whyNotOpened(this.url, code);
       if (this.#isClosed() || this.#conn !== undefined) return;
     }
-    error ??= closeError(this.url, code, reason, said);
     if (isFinalEnd(code, error.httpStatus, this.#tokens.refreshes)) {
       this.#finish(error, { code, reason });
       return;
@@ -534,10 +536,10 @@ export class NatsgateClient extends EventTarget {
     this.#authError = undefined;
     this.#tokens.cancel();
     this.#subs.disconnected();
-    this.#calls.rejectAll(() =>
+    this.#calls.rejectAll((what) =>
       cause instanceof ClientClosedError
         ? cause
-        : new ConnectionError(`connection to ${url} lost`, { url, cause })
+        : new ConnectionError(`${what}: connection to ${url} lost`, { url, cause })
     );
     conn?.drop();
   }

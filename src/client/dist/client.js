@@ -61,10 +61,14 @@ var PendingCalls = class {
   inbox() {
     return `c${(++this.#next).toString(36)}`;
   }
-  /** Waits for the answer to `inbox`; after `timeoutMs` (if finite) rejects with `onTimeout()`. */
-  wait(inbox, timeoutMs, onTimeout) {
+  /**
+   * Waits for the answer to `inbox` (the op described by `what`, e.g. "cmd svc.time"); after
+   * `timeoutMs` (if finite) rejects with `onTimeout()`.
+   */
+  wait(inbox, what, timeoutMs, onTimeout) {
     return new Promise((resolve, reject) => {
       const pending = {
+        what,
         resolve,
         reject,
         timer: void 0
@@ -92,7 +96,7 @@ var PendingCalls = class {
     else pending.resolve(env);
     return true;
   }
-  /** Rejects every pending op with `err()` (the connection ended). */
+  /** Rejects every pending op with `err(what)` (the connection ended). */
   rejectAll(err) {
     const all = [
       ...this.#pending.values()
@@ -100,7 +104,7 @@ var PendingCalls = class {
     this.#pending.clear();
     for (const p of all) {
       if (p.timer !== void 0) clearTimeout(p.timer);
-      p.reject(err());
+      p.reject(err(p.what));
     }
   }
 };
@@ -1506,7 +1510,7 @@ var NatsgateClient = class extends EventTarget {
     }
     const inbox = this.#calls.inbox();
     const url = this.url;
-    const answer = this.#calls.wait(inbox, timeoutMs, () => new TimeoutError(`${what}: no answer from gateway ${url} within ${timeoutMs} ms`, {
+    const answer = this.#calls.wait(inbox, what, timeoutMs, () => new TimeoutError(`${what}: no answer from gateway ${url} within ${timeoutMs} ms`, {
       context,
       url
     }));
@@ -1640,19 +1644,18 @@ var NatsgateClient = class extends EventTarget {
   /** The socket closed (or is given up: `err` set). */
   async #onClose(conn, code, reason, opened, err) {
     if (this.#conn !== conn) return;
-    const said = this.#authError;
-    this.#dropConnection(err);
+    const known = err ?? (opened ? closeError(this.url, code, reason, this.#authError) : void 0);
+    this.#dropConnection(known);
     this.#lastClose = {
       code,
       reason
     };
     if (this.#state === "closed") return;
-    let error = err;
-    if (error === void 0 && !opened) {
+    let error = known;
+    if (error === void 0) {
       error = await whyNotOpened(this.url, code);
       if (this.#isClosed() || this.#conn !== void 0) return;
     }
-    error ??= closeError(this.url, code, reason, said);
     if (isFinalEnd(code, error.httpStatus, this.#tokens.refreshes)) {
       this.#finish(error, {
         code,
@@ -1698,7 +1701,7 @@ var NatsgateClient = class extends EventTarget {
     this.#authError = void 0;
     this.#tokens.cancel();
     this.#subs.disconnected();
-    this.#calls.rejectAll(() => cause instanceof ClientClosedError ? cause : new ConnectionError(`connection to ${url} lost`, {
+    this.#calls.rejectAll((what) => cause instanceof ClientClosedError ? cause : new ConnectionError(`${what}: connection to ${url} lost`, {
       url,
       cause
     }));
