@@ -54,6 +54,13 @@ export class ClientProc extends LineProc {
   }
 }
 
+/** The role revocation client process (bench/_role_clients.ts). */
+export class RoleClientProc extends LineProc {
+  constructor() {
+    super(["run", "-A", "--v8-flags=--max-old-space-size=4096", `${ROOT}bench/_role_clients.ts`]);
+  }
+}
+
 /** The open-loop publisher process (bench/_publisher.ts). */
 export class PublisherProc extends LineProc {
   constructor(natsUrl: string) {

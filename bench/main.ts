@@ -12,6 +12,7 @@ import type { ClientsSpec } from "./_clients.ts";
 import { ClientProc, PublisherProc } from "./_line_proc.ts";
 import { burst, OpenLoopClients, type OpenLoopTarget, rateSearch } from "./_open_loop.ts";
 import { freePort, lines, rssKb } from "./_proc.ts";
+import { roleRevocation } from "./_role_revocation.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
@@ -617,6 +618,17 @@ async function main(): Promise<void> {
         unit: "ms",
         better: "lower",
       });
+      const role = await roleRevocation(kv, {
+        url: `ws://127.0.0.1:${gwPort}/ws`,
+        secret: SECRET,
+        role: BENCH_ROLE,
+        sessions: QUICK ? 1000 : 10_000,
+      });
+      notes.push(role.note);
+      const scenario = `role edit → cap_update, ${role.sessions} sessions sharing the role`;
+      for (const [metric, v] of [["p50", role.p50], ["p99", role.p99]] as const) {
+        rows.push({ scenario, metric, native: NaN, gateway: v, unit: "ms", better: "lower" });
+      }
     }
 
     // 6. JetStream replay of stored messages to one client.
@@ -785,12 +797,23 @@ function _command(): string {
   return `deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
 }
 
+/** The role every gateway session of the bench holds (`--default-role`); it starts absent. */
+const BENCH_ROLE = "rolebench";
+
 /**
  * The gateway's limit flags of this run: the protocol's defaults, except the per-address caps,
  * since every bench client comes from 127.0.0.1 (a real deployment sees many addresses).
  */
 function _gatewayLimitArgs(): string[] {
-  return ["--max-conns-per-ip", "1000000", "--upgrade-rate-per-ip", "1000000", ...GW_ARGS];
+  return [
+    "--max-conns-per-ip",
+    "1000000",
+    "--upgrade-rate-per-ip",
+    "1000000",
+    "--default-role",
+    BENCH_ROLE,
+    ...GW_ARGS,
+  ];
 }
 
 /** The gateway's limit flags of this run, as text. */

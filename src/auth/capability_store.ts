@@ -20,6 +20,7 @@ import { readableHeaders } from "../protocol/headers.ts";
 import type { Logger } from "../log/log.ts";
 import { userFromKey, userKey, USERS_PREFIX } from "./user_key.ts";
 import { heldRoles, roleFromKey, roleKey, type RolePolicy, ROLES_PREFIX } from "./roles.ts";
+import { EffectiveCache, type EffectiveCapabilities } from "./effective.ts";
 
 /** A user's effective capabilities at a KV revision. */
 export interface UserCapabilities {
@@ -174,6 +175,7 @@ export class CapabilityStore {
   /** Role documents of `#roles` that are loaded (what views hand out). */
   #roleDocs = new Map<string, Capabilities | null>();
   #policy: RolePolicy;
+  #effective = new EffectiveCache();
   #feed?: OrderedFeed;
   #statusStop?: () => void;
   #connected = true;
@@ -200,6 +202,27 @@ export class CapabilityStore {
   /** Compile options for effective capabilities (the auth bucket is reserved). */
   get compileOptions(): CompileOptions {
     return this.#compile;
+  }
+
+  /**
+   * A session's effective capabilities under `view` (see effective.ts), shared between sessions
+   * when no template is involved.
+   */
+  effective(
+    view: CapabilityView,
+    user: string,
+    session: string,
+    claims?: Readonly<Record<string, unknown>>,
+  ): EffectiveCapabilities {
+    return this.#effective.get({
+      user,
+      session,
+      claims,
+      userDoc: view.doc,
+      roles: view.roles,
+      policy: view.policy,
+      compile: this.#compile,
+    });
   }
 
   /** Opens the store on a bucket and starts the watch; rejects when the bucket cannot be read. */

@@ -13,7 +13,7 @@ import {
   type GRANT_FIELDS,
 } from "./capabilities.ts";
 import { type HeldRole, heldRoles, type RolePolicy, type RoleVia } from "./roles.ts";
-import { expandPattern, type TemplateContext } from "./templates.ts";
+import { expandPattern, hasPlaceholder, type TemplateContext } from "./templates.ts";
 import { validateKvKey, validateSubject } from "../protocol/subject.ts";
 
 /** The pattern a template expands to when it is still a valid pattern (a long value can make it
@@ -197,4 +197,72 @@ export function describeSource(source: GrantSource): string {
     v === "user" ? "user document" : v === "default" ? "default role" : "token claim"
   );
   return `role ${source.role} (${how.join(", ")})`;
+}
+
+const _NO_DOC: Capabilities = Object.freeze({});
+
+/** Whether a document holds a placeholder anywhere (so its expansion differs per session). */
+function _templated(doc: Capabilities): boolean {
+  const lists = [doc.subjects, doc.publish, doc.commands];
+  for (const m of [doc.buckets, doc.streams]) {
+    if (m && typeof m === "object") lists.push(...Object.values(m));
+  }
+  return lists.some((l) =>
+    Array.isArray(l) && l.some((p) => typeof p === "string" && hasPlaceholder(p))
+  );
+}
+
+interface _Cached {
+  docs: ReadonlyArray<Capabilities | null | undefined>;
+  compile: CompileOptions | undefined;
+  eff: EffectiveCapabilities;
+}
+
+/**
+ * Shares effective capabilities between sessions whose inputs are the same documents and hold no
+ * template (then the result does not depend on the user or the session): a role edit reaching
+ * thousands of sessions computes it once. Documents are compared by identity, so a store that
+ * replaces a document on every change never gets a stale answer. Templated inputs are computed
+ * per call.
+ *
+ * @example
+ * ```ts
+ * const cache = new EffectiveCache();
+ * const roles = new Map([["viewer", { subjects: ["news.>"] }]]);
+ * const a = cache.get({ user: "a", session: "1", userDoc: null, roles, policy: { defaultRole: "viewer" } });
+ * const b = cache.get({ user: "b", session: "2", userDoc: null, roles, policy: { defaultRole: "viewer" } });
+ * a === b; // true
+ * ```
+ */
+export class EffectiveCache {
+  #templated = new WeakMap<Capabilities, boolean>();
+  #byDoc = new WeakMap<Capabilities, Map<string, _Cached>>();
+
+  #isTemplated(doc: Capabilities | null | undefined): boolean {
+    if (!doc) return false;
+    let t = this.#templated.get(doc);
+    if (t === undefined) this.#templated.set(doc, t = _templated(doc));
+    return t;
+  }
+
+  /** {@link effectiveCapabilities} of `input`, shared when it holds no template. */
+  get(input: EffectiveInput): EffectiveCapabilities {
+    const held = heldRoles(input.userDoc?.roles, input.policy ?? {}, input.claims);
+    const docs = held.map((h) => input.roles.get(h.name));
+    if (this.#isTemplated(input.userDoc) || docs.some((d) => this.#isTemplated(d))) {
+      return effectiveCapabilities(input);
+    }
+    const owner = input.userDoc ?? _NO_DOC;
+    const key = held.map((h) => `${h.name}:${h.via.join("+")}`).join(",");
+    let byKey = this.#byDoc.get(owner);
+    if (!byKey) this.#byDoc.set(owner, byKey = new Map());
+    const hit = byKey.get(key);
+    if (
+      hit && hit.compile === input.compile && hit.docs.length === docs.length &&
+      hit.docs.every((d, i) => d === docs[i])
+    ) return hit.eff;
+    const eff = effectiveCapabilities(input);
+    byKey.set(key, { docs, compile: input.compile, eff });
+    return eff;
+  }
 }

@@ -7,6 +7,7 @@ import { type Capabilities, checkKv, checkSubscribe, parseCapabilities } from ".
 import {
   decisionGrants,
   describeSource,
+  EffectiveCache,
   effectiveCapabilities,
   type EffectiveInput,
 } from "./effective.ts";
@@ -146,4 +147,27 @@ Deno.test("parseCapabilities: roles and templates", () => {
     assert.equal(r.ok, false, JSON.stringify(doc));
     if (!r.ok) assert.ok(r.errors[0].startsWith(err), `${r.errors[0]} / ${err}`);
   }
+});
+
+Deno.test("EffectiveCache: shared without templates, per session with them, never stale", () => {
+  const cache = new EffectiveCache();
+  const plain = new Map<string, Capabilities | null>([["r", { subjects: ["a.>"] }]]);
+  const input = (user: string, session: string, roles = plain) => ({
+    user,
+    session,
+    userDoc: null,
+    roles,
+    policy: { defaultRole: "r" },
+  });
+  const a = cache.get(input("a", "1"));
+  assert.equal(cache.get(input("b", "2")), a, "same documents, no template: shared");
+  const edited = new Map<string, Capabilities | null>([["r", { subjects: ["b.>"] }]]);
+  const c = cache.get(input("a", "1", edited));
+  assert.notEqual(c, a, "a new role document is a new result");
+  assert.deepEqual(c.capabilities, { subjects: ["b.>"] });
+  const tpl = new Map<string, Capabilities | null>([["r", { subjects: ["s.{session}"] }]]);
+  const t1 = cache.get(input("a", "1", tpl));
+  const t2 = cache.get(input("a", "2", tpl));
+  assert.deepEqual([t1.capabilities.subjects, t2.capabilities.subjects], [["s.1"], ["s.2"]]);
+  assert.deepEqual(cache.get(input("a", "1", new Map())).capabilities, {}, "role gone");
 });

@@ -6,7 +6,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { VerifiedToken } from "../auth/verify.ts";
 import type { CapabilityStore, CapabilityView } from "../auth/capability_store.ts";
-import { type EffectiveCapabilities, effectiveCapabilities } from "../auth/effective.ts";
+import type { EffectiveCapabilities } from "../auth/effective.ts";
 import {
   type ClientEnvelope,
   isFailure,
@@ -90,6 +90,9 @@ let _sessionCounter = 0;
 const _LOGGED_CODES: ReadonlySet<string> = new Set(["not_found", "timeout", "no_responders"]);
 
 /** A client session on one WebSocket. */
+/** The serialized head of a `cap_update` per effective capabilities (shared between sessions). */
+const _capsJson = new WeakMap<EffectiveCapabilities, string>();
+
 export class Session {
   /** Session id (shown to admins and in the first `cap_update`). */
   readonly id: string;
@@ -452,30 +455,22 @@ export class Session {
   /** This session's effective capabilities under `view` (docs/protocol.md section 5). */
   #evaluate(view: CapabilityView): EffectiveCapabilities {
     this.#view = view;
-    this.#caps = effectiveCapabilities({
-      user: this.user!,
-      session: this.id,
-      claims: this.#claims,
-      userDoc: view.doc,
-      roles: view.roles,
-      policy: view.policy,
-      compile: this.context.store.compileOptions,
-    });
+    this.#caps = this.context.store.effective(view, this.user!, this.id, this.#claims);
     return this.#caps;
   }
 
   #capUpdate(caps: EffectiveCapabilities, revoked: string[]): string {
-    return JSON.stringify({
-      v: 1,
-      op: "cap_update",
-      data: {
-        capabilities: caps.capabilities,
-        roles: caps.roles,
-        session: this.id,
-        user: this.user,
-        revoked,
-      },
-    });
+    // The capabilities part is serialized once per (shared) result, not once per session.
+    let head = _capsJson.get(caps);
+    if (head === undefined) {
+      head = `{"v":1,"op":"cap_update","data":{"capabilities":${
+        JSON.stringify(caps.capabilities)
+      },"roles":${JSON.stringify(caps.roles)}`;
+      _capsJson.set(caps, head);
+    }
+    return `${head},"session":${JSON.stringify(this.id)},"user":${
+      JSON.stringify(this.user)
+    },"revoked":${JSON.stringify(revoked)}}}`;
   }
 
   /** The user document or a held role changed: re-check every subscription, tell the client. */
