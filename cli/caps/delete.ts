@@ -3,9 +3,9 @@
  * @module */
 
 import { withNats } from "../_nats.ts";
-import { capsSubcommand, openBucket } from "./_command.ts";
-import { confirmDestructive, contextOf } from "./_io.ts";
-import { concurrent, isCasConflict } from "./_kv.ts";
+import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
+import { confirmDestructive, contextOf, type Ctx } from "./_io.ts";
+import { concurrent, isCasConflict, type Who } from "./_kv.ts";
 
 /** Builds `caps delete`. */
 export function deleteCommand() {
@@ -17,21 +17,35 @@ export function deleteCommand() {
     .argument("<user>", "user id")
     .option("-y, --yes", "do not ask for confirmation (required when stdin is no terminal)")
     .action(async (user, o, cmd) => {
-      const ctx = contextOf(cmd);
-      await withNats(o, async (nc) => {
-        const bucket = await openBucket(nc, ctx, o, cmd, "existing");
-        const cur = await bucket.require(user);
-        await confirmDestructive(ctx, `delete the capabilities of ${user}?`, {
-          yes: o.yes,
-          action: "delete capabilities",
-        });
-        try {
-          await bucket.remove(user, cur.revision);
-        } catch (err) {
-          if (isCasConflict(err)) throw concurrent(user);
-          throw err;
-        }
-        ctx.note(`deleted capabilities of ${user}`);
-      });
+      await deleteDocument(contextOf(cmd), cmd, o, user, `capabilities of ${user}`);
     });
+}
+
+/**
+ * Deletes a user's or a role's document (compare-and-set against the revision read) after
+ * confirmation; `what` names it in the question and the result (`capabilities of bob`).
+ */
+export async function deleteDocument(
+  ctx: Ctx,
+  cmd: SourceHolder,
+  o: BucketFlags & { yes?: boolean },
+  who: Who,
+  what: string,
+  consequence = "",
+): Promise<void> {
+  await withNats(o, async (nc) => {
+    const bucket = await openBucket(nc, ctx, o, cmd, "existing");
+    const cur = await bucket.require(who);
+    await confirmDestructive(ctx, `delete the ${what}?${consequence ? ` ${consequence}` : ""}`, {
+      yes: o.yes,
+      action: typeof who === "string" ? "delete capabilities" : `delete a ${who.kind}`,
+    });
+    try {
+      await bucket.remove(who, cur.revision);
+    } catch (err) {
+      if (isCasConflict(err)) throw concurrent(who);
+      throw err;
+    }
+    ctx.note(`deleted ${what}`);
+  });
 }

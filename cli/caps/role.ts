@@ -15,10 +15,10 @@ import {
   tryParse,
   validateText,
 } from "./_doc.ts";
+import { deleteDocument } from "./delete.ts";
 import { editDocument } from "./edit.ts";
 import { printHistory } from "./history.ts";
-import { confirmDestructive, contextOf, formatTable, paint, plural } from "./_io.ts";
-import { concurrent, isCasConflict } from "./_kv.ts";
+import { contextOf, formatTable, paint, plural } from "./_io.ts";
 import { roleTarget } from "./_target.ts";
 
 const _ROLE = { kind: "role" } as const;
@@ -134,23 +134,8 @@ function _delete() {
     .argument("<name>", "role name")
     .option("-y, --yes", "do not ask for confirmation (required when stdin is no terminal)")
     .action(async (name, o, cmd) => {
-      const ctx = contextOf(cmd);
       const t = roleTarget(name);
-      await withNats(o, async (nc) => {
-        const bucket = await openBucket(nc, ctx, o, cmd, "existing");
-        const cur = await bucket.require(t);
-        await confirmDestructive(ctx, `delete ${t.label}? every session holding it loses it`, {
-          yes: o.yes,
-          action: "delete a role",
-        });
-        try {
-          await bucket.remove(t, cur.revision);
-        } catch (err) {
-          if (isCasConflict(err)) throw concurrent(t);
-          throw err;
-        }
-        ctx.note(`deleted ${t.label}`);
-      });
+      await deleteDocument(contextOf(cmd), cmd, o, t, t.label, "every session holding it loses it");
     });
 }
 
