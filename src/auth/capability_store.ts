@@ -309,7 +309,7 @@ export class CapabilityStore {
     };
     const role = roleFromKey(key);
     if (role !== null) {
-      this.#offerRole(role, this.#roleDoc(role, entry), entry.revision, this.#epoch);
+      this.#offerRole(role, this.#roleDoc(role, entry), entry.revision, this.#epoch, true);
       return;
     }
     const user = userFromKey(key);
@@ -339,7 +339,14 @@ export class CapabilityStore {
       // The document may name other roles: load those first, then tell the session.
       const loads = this.#bind(reg);
       if (loads === null) this.#notify(reg);
-      else loads.finally(() => entry.regs.get(reg.listener) === reg && this.#notify(reg));
+      else {
+        // A role that cannot be read now grants nothing until the watch brings it (fail closed).
+        const done = () => entry.regs.get(reg.listener) === reg && this.#notify(reg);
+        loads.then(done, (err) => {
+          this.#log.warn("cannot read a role the user now holds", { user, error: err });
+          done();
+        });
+      }
     }
   }
 
@@ -368,18 +375,18 @@ export class CapabilityStore {
 
   /**
    * Applies a role's document (read or watched in generation `epoch`) when it is newer than what
-   * the store holds (or `force`d), and tells every session holding the role when it changed.
+   * the store holds, and tells every session holding the role when it changed.
    */
   #offerRole(
     name: string,
     doc: Capabilities | null,
     revision: number,
     epoch: number,
-    force = false,
+    announceFirst = false,
   ): void {
     const role = this.#roles.get(name);
     if (!role) return;
-    if (!force && role.loaded) {
+    if (role.loaded) {
       if (epoch < role.epoch) return;
       if (epoch === role.epoch && revision <= role.revision) return;
     }
@@ -391,7 +398,9 @@ export class CapabilityStore {
     role.epoch = epoch;
     role.loaded = true;
     this.#roleDocs.set(name, doc);
-    if (!changed || !wasLoaded) return;
+    // A first read is announced only when it comes from the watch (a role that could not be
+    // read at admission); readers at admission or after a user change announce it themselves.
+    if (!changed || (!wasLoaded && !announceFirst)) return;
     this.reloads++;
     for (const reg of role.holders) this.#notify(reg);
   }
@@ -446,7 +455,7 @@ export class CapabilityStore {
     await Promise.all([...this.#roles.keys()].map(async (name) => {
       try {
         const got = await this.#kv.get(roleKey(name));
-        this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch);
+        this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch, true);
       } catch (err) {
         this.#log.warn("cannot read a role after the watch restarted", { role: name, error: err });
       }
