@@ -1,4 +1,4 @@
-/** Inbound envelope parsing and validation (PROTOCOL.md section 2).
+/** Inbound envelope parsing and validation (docs/protocol.md section 2).
  * A frame is NDJSON; each line becomes an envelope or an error value with its context.
  * {@link parseFrameLimited} takes a rate token before it parses a line and stops at the first
  * line it may not read, so a hostile frame costs at most one parse per token; failures are shared

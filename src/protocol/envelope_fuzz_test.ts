@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { isFailure, parseFrame, validateEnvelope } from "./envelope.ts";
-import { errorEnvelope } from "./errors.ts";
+import { errorFrame } from "./frames.ts";
 import {
   CODES,
   DATA_KEYS,
@@ -44,7 +44,7 @@ Deno.test("fuzz parseFrame: never throws; every line is an envelope or a documen
           const { op, target, inbox } = r.context;
           for (const v of [op, target, inbox]) assert.ok(v === undefined || typeof v === "string");
           if (inbox !== undefined) assert.ok(inbox.length >= 1 && inbox.length <= 128);
-          const out = errorEnvelope(r.error, r.context);
+          const out = errorFrame(r.error, r.context);
           assert.ok(!out.includes("\n"), "an error envelope is one NDJSON line");
           assert.equal(JSON.parse(out).data.code, r.error.code);
         } else {

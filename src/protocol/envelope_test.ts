@@ -13,7 +13,8 @@ import {
   type RateVerdict,
   validateHeaders,
 } from "./envelope.ts";
-import { errorEnvelope, GatewayError } from "./errors.ts";
+import { GatewayError } from "./errors.ts";
+import { errorFrame } from "./frames.ts";
 
 Deno.test("parseFrame: each line yields an envelope or an error code", () => {
   const cases: Array<[string, string, Array<string>]> = [
@@ -132,7 +133,7 @@ Deno.test("parseFrame: error messages are the protocol's, word for word", () => 
     const [r] = parseFrame(line);
     assert.ok(isFailure(r), line);
     assert.equal(r.error.message, message, line);
-    assert.equal(JSON.parse(errorEnvelope(r.error, r.context)).data.message, message, line);
+    assert.equal(JSON.parse(errorFrame(r.error, r.context)).data.message, message, line);
   }
   // Leading JSON white space is still allowed.
   assert.equal((parseFrame(' \t\r{"op":"ping"}')[0] as { op: string }).op, "ping");

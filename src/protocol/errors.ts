@@ -73,7 +73,7 @@ export interface ErrorInfo {
  * @example
  * ```ts
  * const INVALID_JSON = errorInfo("bad_request", "invalid JSON"); // made once, shared
- * errorEnvelope(INVALID_JSON, {});
+ * errorFrame(INVALID_JSON, {}); // frames.ts
  * ```
  */
 export function errorInfo(code: ErrorCode, message: string): ErrorInfo {
@@ -88,15 +88,4 @@ export interface ErrorContext {
   target?: string;
   /** The op's inbox, echoed so the client can correlate. */
   inbox?: string;
-}
-
-/** Serialises an `error` envelope (PROTOCOL.md section 2). */
-export function errorEnvelope(err: ErrorInfo, ctx: ErrorContext): string {
-  const context: Record<string, string> = {};
-  if (ctx.op !== undefined) context.op = ctx.op;
-  if (ctx.target !== undefined) context.target = ctx.target;
-  const env: Record<string, unknown> = { v: 1, op: "error" };
-  if (ctx.inbox !== undefined) env.inbox = ctx.inbox;
-  env.data = { code: err.code, message: err.message, context };
-  return JSON.stringify(env);
 }

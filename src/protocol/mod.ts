@@ -4,6 +4,7 @@
 
 export * from "./envelope.ts";
 export * from "./errors.ts";
+export * from "./frames.ts";
 export * from "./headers.ts";
 export * from "./payload.ts";
 export * from "./subject.ts";

@@ -1,4 +1,4 @@
-/** Payload encodings of PROTOCOL.md section 3: NATS bytes to JSON text and back.
+/** Payload encodings of docs/protocol.md section 3: NATS bytes to JSON text and back.
  * JSON payloads pass through as text: no parse-and-restringify on the delivery path.
  * @module */
 

@@ -124,7 +124,7 @@ export interface GatewayOptions {
   ) => Response | undefined | Promise<Response | undefined>;
 }
 
-/** Default limits of PROTOCOL.md section 6. */
+/** Default limits of docs/protocol.md section 6. */
 export const DEFAULT_LIMITS: SessionLimits = Object.freeze({
   maxFrameBytes: 65536,
   maxSubs: 256,

@@ -1,4 +1,4 @@
-/** The backpressure rule of PROTOCOL.md section 6, as a pure function over one connection's state.
+/** The backpressure rule of docs/protocol.md section 6, as a pure function over one connection's state.
  * A reader is cut for falling too far behind, staying behind, or draining nothing at all.
  * @module */
 

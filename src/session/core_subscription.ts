@@ -3,6 +3,7 @@
  * @module */
 
 import { type CapabilitySet, checkSubscribe } from "../auth/capabilities.ts";
+import { coreMsgTail } from "../protocol/frames.ts";
 import type { SessionSubscription } from "./types.ts";
 import type { CoreListener, SubjectHub } from "./subject_hub.ts";
 
@@ -55,7 +56,7 @@ export class CoreSubscription implements SessionSubscription, CoreListener {
     this.sid = sid;
     this.target = subject;
     this.queue = queue;
-    this.#suffix = `${sid}"}`;
+    this.#suffix = coreMsgTail(sid);
   }
 
   /** Takes the shared envelope prefix (see {@link CoreListener.deliver}). */

@@ -13,6 +13,7 @@ import {
   isObject,
 } from "../protocol/envelope.ts";
 import { CloseCode, type ErrorContext, GatewayError, toGatewayError } from "../protocol/errors.ts";
+import { cmdReplyFrame, pongFrame } from "../protocol/frames.ts";
 import { headersJson } from "../protocol/headers.ts";
 import { encodePayload, renderPayload } from "../protocol/payload.ts";
 import { deny, literalTarget, type OpScope } from "./op_scope.ts";
@@ -24,7 +25,7 @@ export type OpHandler = (s: OpScope, env: ClientEnvelope, ctx: ErrorContext) => 
 /** Every op's handler, by op. */
 export const OP_HANDLERS: Readonly<Record<ClientOp, OpHandler>> = Object.freeze({
   auth: opAuth,
-  ping: (s, env) => void s.send(_pong(env)),
+  ping: (s, env) => void s.send(pongFrame(env.inbox, env.data)),
   sub: opSub,
   unsub: opUnsub,
   pub: opPub,
@@ -102,14 +103,7 @@ function opCmd(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   }).then((msg) => {
     observe("ok");
     if (s.state !== "open" || env.inbox === undefined) return;
-    const p = renderPayload(msg.data);
-    let out = `{"v":1,"op":"reply","inbox":${JSON.stringify(env.inbox)},"target":${
-      JSON.stringify(subject)
-    },"data":${p.json}`;
-    if (p.encoding) out += `,"encoding":"${p.encoding}"`;
-    const h = headersJson(msg);
-    if (h) out += `,"headers":${h}`;
-    s.send(out + "}");
+    s.send(cmdReplyFrame(env.inbox, subject, renderPayload(msg.data), headersJson(msg)));
   }, (err) => {
     observe(toGatewayError(err).code);
     if (s.state !== "open") return;
@@ -119,13 +113,6 @@ function opCmd(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   }).finally(() => {
     s.pendingCmds--;
   });
-}
-
-function _pong(env: ClientEnvelope): string {
-  const out: Record<string, unknown> = { v: 1, op: "pong" };
-  if (env.inbox !== undefined) out.inbox = env.inbox;
-  if (env.data !== undefined) out.data = env.data;
-  return JSON.stringify(out);
 }
 
 function _toNatsHeaders(h: HeaderMap | undefined): MsgHdrs | undefined {

@@ -34,7 +34,7 @@ export interface PendingBudget {
 
 /** Options of {@link OutboundQueue}. */
 export interface OutboundOptions extends PressureLimits {
-  /** Called once when the client must be cut (PROTOCOL.md section 6); the owner closes it (4008). */
+  /** Called once when the client must be cut (docs/protocol.md section 6); the owner closes it (4008). */
   onBackpressure: (reason: CutReason) => void;
   /** Largest frame the queue builds when coalescing (a single larger envelope still goes alone). */
   maxFrameBytes?: number;

@@ -16,12 +16,12 @@ import {
 import {
   CloseCode,
   type ErrorContext,
-  errorEnvelope,
   type ErrorInfo,
   errorInfo,
   GatewayError,
   toGatewayError,
 } from "../protocol/errors.ts";
+import { capUpdateHead, capUpdateTail, errorFrame, replyFrame } from "../protocol/frames.ts";
 import type { Logger } from "../log/log.ts";
 import type {
   SessionEvent,
@@ -344,7 +344,7 @@ export class Session {
     const bare = ctx.inbox === undefined && ctx.op === undefined && ctx.target === undefined;
     let text = bare ? _BARE.get(err) : undefined;
     if (text === undefined) {
-      text = errorEnvelope(err, ctx);
+      text = errorFrame(err, ctx);
       if (bare && Object.isFrozen(err)) _BARE.set(err, text);
     }
     this.send(text);
@@ -408,7 +408,9 @@ export class Session {
       this.#state = "open";
       this.#ws.maxMessageBytes = this.context.limits.maxFrameBytes;
       this.#setExpiry(v.exp);
-      if (env?.inbox !== undefined) this.send(_reply(env, { user: v.user, exp: v.exp }));
+      if (env?.inbox !== undefined) {
+        this.send(replyFrame(env.inbox, env.target, { user: v.user, exp: v.exp }));
+      }
       this.send(this.#capUpdate(caps, []));
       this.context.emit(this, "connect", {});
       const backlog = this.#backlog;
@@ -463,14 +465,10 @@ export class Session {
     // The capabilities part is serialized once per (shared) result, not once per session.
     let head = _capsJson.get(caps);
     if (head === undefined) {
-      head = `{"v":1,"op":"cap_update","data":{"capabilities":${
-        JSON.stringify(caps.capabilities)
-      },"roles":${JSON.stringify(caps.roles)}`;
+      head = capUpdateHead(caps.capabilities, caps.roles);
       _capsJson.set(caps, head);
     }
-    return `${head},"session":${JSON.stringify(this.id)},"user":${
-      JSON.stringify(this.user)
-    },"revoked":${JSON.stringify(revoked)}}}`;
+    return head + capUpdateTail(this.id, this.user, revoked);
   }
 
   /** The user document or a held role changed: re-check every subscription, tell the client. */
@@ -503,7 +501,7 @@ export class Session {
   }
 
   #ack(env: ClientEnvelope, data: unknown): void {
-    if (env.inbox !== undefined) this.send(_reply(env, data));
+    if (env.inbox !== undefined) this.send(replyFrame(env.inbox, env.target, data));
   }
 
   #fail(err: unknown, ctx: ErrorContext): void {
@@ -523,7 +521,7 @@ export class Session {
       });
     }
     if (this.#state === "closed") return;
-    this.send(errorEnvelope(gerr, ctx));
+    this.send(errorFrame(gerr, ctx));
     if (gerr.close !== undefined) this.close(gerr.close, gerr.message);
   }
 
@@ -546,7 +544,7 @@ export class Session {
       this.#ws.cut(
         CloseCode.BACKPRESSURE,
         "backpressure",
-        errorEnvelope(new GatewayError("backpressure", "client too slow"), {}),
+        errorFrame(new GatewayError("backpressure", "client too slow"), {}),
       );
     });
   }
@@ -622,13 +620,6 @@ export class Session {
     this.#backlog = [];
     if (this.user !== undefined) this.context.store.release(this.user, this.#capListener);
   }
-}
-
-function _reply(env: ClientEnvelope, data: unknown): string {
-  const out: Record<string, unknown> = { v: 1, op: "reply", inbox: env.inbox };
-  if (env.target !== undefined) out.target = env.target;
-  out.data = data;
-  return JSON.stringify(out);
 }
 
 function _byteLength(s: string, max: number): number {

@@ -8,7 +8,7 @@ import type { Logger } from "../log/log.ts";
 import type { ClientEnvelope } from "../protocol/envelope.ts";
 import type { GatewayError } from "../protocol/errors.ts";
 
-/** Limits a session enforces (PROTOCOL.md section 6). */
+/** Limits a session enforces (docs/protocol.md section 6). */
 export interface SessionLimits {
   /** Largest inbound frame in bytes (larger: close 1009). */
   maxFrameBytes: number;

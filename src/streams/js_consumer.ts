@@ -24,6 +24,7 @@ import { type CapabilitySet, checkStream } from "../auth/capabilities.ts";
 import { isCount, isObject } from "../protocol/envelope.ts";
 import { GatewayError, toGatewayError } from "../protocol/errors.ts";
 import { renderPayload } from "../protocol/payload.ts";
+import { jsMsgData, streamMsgHead, streamMsgTail } from "../protocol/frames.ts";
 import type {
   GatewayRuntime,
   SessionSubscription,
@@ -312,8 +313,8 @@ export class JsSubscription implements SessionSubscription {
     this.#settings = settings;
     this.sid = req.sid;
     this.target = r.stream;
-    this.#envPrefix = `{"v":1,"op":"msg","target":${JSON.stringify(`js:${r.stream}`)},"data":`;
-    this.#envSuffix = `,"sid":${JSON.stringify(req.sid)}}`;
+    this.#envPrefix = streamMsgHead(`js:${r.stream}`);
+    this.#envSuffix = streamMsgTail(req.sid);
     this.#filterTokens = tokenizePattern(r.filter ?? ">");
   }
 
@@ -431,14 +432,14 @@ export class JsSubscription implements SessionSubscription {
       }
       this.#last = seq;
     }
-    const p = renderPayload(m.data);
-    let data = `{"seq":${seq},"subject":${JSON.stringify(m.subject)},"payload":${p.json}`;
-    if (p.encoding) data += `,"encoding":"${p.encoding}"`;
-    const h = headersJson(m);
-    if (h) data += `,"headers":${h}`;
-    data += `,"time":"${m.time.toISOString()}"`;
-    if (redelivered) data += `,"redelivered":true`;
-    data += "}";
+    const data = jsMsgData(
+      seq,
+      m.subject,
+      renderPayload(m.data),
+      headersJson(m),
+      m.time,
+      redelivered,
+    );
     const sent = this.#req.send(this.#envPrefix + data + this.#envSuffix);
     if (this.#r.ack) this.#unacked.set(seq, m);
     else if (this.#durable && sent) m.ack();

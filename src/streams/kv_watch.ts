@@ -18,6 +18,13 @@ import { OrderedFeed } from "../nats/ordered_feed.ts";
 import { readableHeaders } from "../protocol/headers.ts";
 import { PULL_HIGH_WATER } from "../session/outbound.ts";
 import { renderPayload } from "../protocol/payload.ts";
+import {
+  kvEntryData,
+  type KvOperation,
+  kvReadyData,
+  streamMsgHead,
+  streamMsgTail,
+} from "../protocol/frames.ts";
 import type {
   GatewayRuntime,
   SessionSubscription,
@@ -93,7 +100,7 @@ export function kvSubscriptionFactory(rt: GatewayRuntime): SubscriptionFactory {
   };
 }
 
-const _OP: Record<string, "delete" | "purge"> = { DEL: "delete", PURGE: "purge" };
+const _OP: Record<string, Exclude<KvOperation, "put">> = { DEL: "delete", PURGE: "purge" };
 
 /** One live `kv_sub`. */
 export class KvWatch implements SessionSubscription {
@@ -124,8 +131,8 @@ export class KvWatch implements SessionSubscription {
     this.target = r.bucket;
     this.#lastSeq = lastSeq;
     this.#prefix = `$KV.${r.bucket}.`;
-    this.#envPrefix = `{"v":1,"op":"msg","target":${JSON.stringify(`kv:${r.bucket}`)},"data":`;
-    this.#envSuffix = `,"sid":${JSON.stringify(req.sid)}}`;
+    this.#envPrefix = streamMsgHead(`kv:${r.bucket}`);
+    this.#envSuffix = streamMsgTail(req.sid);
   }
 
   /** Still allowed under new capabilities? */
@@ -174,7 +181,7 @@ export class KvWatch implements SessionSubscription {
 
   #sendReady(revision: number): void {
     this.#ready = true;
-    this.#req.send(`${this.#envPrefix}{"op":"ready","revision":${revision}}${this.#envSuffix}`);
+    this.#req.send(this.#envPrefix + kvReadyData(revision) + this.#envSuffix);
   }
 
   #deliver(m: JsMsg): void {
@@ -183,14 +190,9 @@ export class KvWatch implements SessionSubscription {
     this.#last = seq;
     const key = m.subject.slice(this.#prefix.length);
     const opHeader = readableHeaders(m)?.get("KV-Operation") ?? "";
-    const op: "put" | "delete" | "purge" = Object.hasOwn(_OP, opHeader) ? _OP[opHeader] : "put";
-    let data = `{"key":${JSON.stringify(key)},"revision":${seq},"op":"${op}"`;
-    if (op === "put") {
-      const p = renderPayload(m.data);
-      data += `,"value":${p.json}`;
-      if (p.encoding) data += `,"encoding":"${p.encoding}"`;
-    }
-    data += `,"created":"${m.time.toISOString()}"}`;
+    const op: KvOperation = Object.hasOwn(_OP, opHeader) ? _OP[opHeader] : "put";
+    const value = op === "put" ? renderPayload(m.data) : undefined;
+    const data = kvEntryData(key, seq, op, value, m.time);
     this.#req.send(this.#envPrefix + data + this.#envSuffix);
     if (!this.#ready && m.info.pending === 0) this.#sendReady(seq);
   }
