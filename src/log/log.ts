@@ -56,7 +56,39 @@ function _fmtValue(v: unknown): string {
   return json === undefined ? _fmtValue(String(v)) : _escape(json);
 }
 
-/** Creates a logger. */
+// deno-lint-ignore no-control-regex
+const _CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** Escapes every control character but tab (a stack line may quote client text). */
+function _escapeAll(line: string): string {
+  return line.replace(_CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** An error's stack lines, then each cause's (`caused by: …`), a few levels deep. */
+function _stackLines(err: Error): string[] {
+  const out: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== undefined; depth++) {
+    const text = e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e);
+    const lines = text.split("\n");
+    if (depth > 0) lines[0] = `caused by: ${lines[0]}`;
+    out.push(...lines);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return out;
+}
+
+/**
+ * Creates a logger. Field values that are `Error`s print as their message; at level `error`
+ * (internal failures) their stack and causes follow: indented lines after the record in `text`,
+ * an `<field>_stack` string in `json`.
+ *
+ * @example
+ * ```ts
+ * const log = createLogger({ level: "debug", format: "json" });
+ * log.error("op failed", { session: "s1", error: err });
+ * ```
+ */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const min = _RANK[opts.level ?? "info"];
   const json = opts.format === "json";
@@ -76,6 +108,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       if (fields) {
         for (const [k, v] of Object.entries(fields)) {
           rec[k] = v instanceof Error ? v.message : v;
+          if (v instanceof Error && level === "error") {
+            rec[`${k}_stack`] = _stackLines(v).join("\n");
+          }
         }
       }
       write(_escape(JSON.stringify(rec)));
@@ -83,6 +118,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
       if (fields) { for (const [k, v] of Object.entries(fields)) line += ` ${k}=${_fmtValue(v)}`; }
       write(line);
+      // Errors logged at error level are internal failures: their stack (and causes) follow,
+      // one indented line per write, control characters escaped like every other value.
+      if (level === "error" && fields) {
+        for (const v of Object.values(fields)) {
+          if (v instanceof Error) { for (const l of _stackLines(v)) write(`    ${_escapeAll(l)}`); }
+        }
+      }
     }
   };
   return {

@@ -209,7 +209,7 @@ export async function installNatsServer(
     log(`installed ${dest} (${v!.join(".")})`);
     return dest;
   } finally {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await _removeTemp(tmp);
   }
 }
 
@@ -298,7 +298,7 @@ export class NatsServer {
     try {
       await s.#launch();
     } catch (err) {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await _removeTemp(dir);
       throw err;
     }
     return s;
@@ -433,14 +433,14 @@ export class NatsServer {
     if (this.#stopped) return;
     this.#stopped = true;
     await this.#terminate();
-    if (this.#ownsStore) await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+    if (this.#ownsStore) await _removeTemp(this.#dir);
     else {
       for await (const e of Deno.readDir(this.#dir)) {
         if (`${this.#dir}/${e.name}` !== this.storeDir) {
-          await Deno.remove(`${this.#dir}/${e.name}`, { recursive: true }).catch(() => {});
+          await _removeTemp(`${this.#dir}/${e.name}`);
         }
       }
-      await Deno.remove(this.#dir).catch(() => {});
+      await _removeTemp(this.#dir, false);
     }
   }
 
@@ -544,5 +544,18 @@ export class NatsServer {
       m?.cluster_size === n && m.replicas?.length === n - 1 &&
       m.replicas.every((r) => r.current === true)
     );
+  }
+}
+
+/**
+ * Removes a scratch path of ours (a download dir, a server's temp dir). Failure is ignored on
+ * purpose: it is only already gone, or a non-empty store dir kept by the caller (`recursive`
+ * false), and a leftover under the OS temp dir must never fail a stop or hide the real error.
+ */
+async function _removeTemp(path: string, recursive = true): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive });
+  } catch {
+    // see above: nothing to do
   }
 }

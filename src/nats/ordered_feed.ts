@@ -16,7 +16,7 @@ import {
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { GatewayError } from "../protocol/errors.ts";
+import { NotFoundError } from "../protocol/errors.ts";
 import type { Logger } from "../log/log.ts";
 
 /** Pull expiry; the server sends idle heartbeats at half of it while a pull waits. */
@@ -158,7 +158,7 @@ export class OrderedFeed {
           this.#life = Math.min(this.#life, Date.now() - _STALL_MS + _RECONNECT_PROBE_MS);
         }
       }
-    })().catch(() => {});
+    })().catch((err) => this.#rt.log.debug("NATS status stream ended", { error: err }));
     try {
       let failures = 0;
       let gone = 0;
@@ -169,7 +169,7 @@ export class OrderedFeed {
           } catch (err) {
             if (this.#closed || nc.isClosed()) return;
             if (streamGone(err)) {
-              if (++gone >= 3) throw new GatewayError("not_found", "the stream no longer exists");
+              if (++gone >= 3) throw new NotFoundError("the stream no longer exists");
             } else gone = 0;
             failures++;
             this.#rt.log.debug("ordered consumer re-creation failed; retrying", {
@@ -225,10 +225,10 @@ export class OrderedFeed {
           stopWatch();
         }
         if (this.#closed || nc.isClosed()) return;
-        consumer.delete().catch(() => {});
+        this.#delete(consumer);
         this.#consumer = undefined;
         this.#messages = undefined;
-        if (this.#gone) throw new GatewayError("not_found", "the stream no longer exists");
+        if (this.#gone) throw new NotFoundError("the stream no longer exists");
         if (this.#o.replace === false) return;
       }
     } finally {
@@ -250,7 +250,7 @@ export class OrderedFeed {
           }
         }
       }
-    })().catch(() => {});
+    })().catch((err) => this.#rt.log.debug("consumer status stream ended", { error: err }));
     let probing = false;
     const timer = setInterval(() => {
       if (this.#busy) {
@@ -286,7 +286,20 @@ export class OrderedFeed {
    */
   #adopt(consumer: Consumer): void {
     this.#consumer = consumer;
-    if (this.#closed) consumer.delete().catch(() => {});
+    if (this.#closed) this.#delete(consumer);
+  }
+
+  /**
+   * Deletes a consumer we no longer read, best effort: when it fails (NATS away, the consumer
+   * or stream already gone) its inactive threshold removes it on the server.
+   */
+  #delete(consumer: Consumer): void {
+    consumer.delete().catch((err) => {
+      this.#rt.log.debug("consumer delete failed; it expires by itself", {
+        stream: this.#o.stream,
+        error: err,
+      });
+    });
   }
 
   /** Stops delivery and deletes the consumer it runs on now (best effort). */
@@ -294,7 +307,7 @@ export class OrderedFeed {
     if (this.#closed) return;
     this.#closed = true;
     this.#messages?.stop();
-    this.#consumer?.delete().catch(() => {});
+    if (this.#consumer) this.#delete(this.#consumer);
   }
 }
 

@@ -5,7 +5,7 @@
  * frozen values, so a bad line allocates no `Error`.
  * @module */
 
-import { type ErrorContext, type ErrorInfo, errorInfo, GatewayError } from "./errors.ts";
+import { BadRequestError, type ErrorContext, type ErrorInfo, errorInfo } from "./errors.ts";
 import { validateHeaderName, validateHeaderValue } from "./subject.ts";
 import { CLIENT_OPS, type ClientOp, type HeaderMap } from "./types.ts";
 
@@ -70,7 +70,7 @@ const _RESERVED_HEADER = /^(?:nats-trace-|nats-rollup$)/i;
 /** Validates a client header object; throws `bad_request` naming the problem. */
 export function validateHeaders(h: unknown): HeaderMap {
   const problem = headersProblem(h);
-  if (problem !== undefined) throw new GatewayError("bad_request", problem);
+  if (problem !== undefined) throw new BadRequestError(problem);
   return h as HeaderMap;
 }
 

@@ -3,7 +3,7 @@
  * @module */
 
 import { Buffer } from "node:buffer";
-import { GatewayError } from "./errors.ts";
+import { BadRequestError } from "./errors.ts";
 
 /** A NATS payload rendered for an envelope: `json` is JSON text of the `payload` value. */
 export interface RenderedPayload {
@@ -83,15 +83,15 @@ export function encodePayload(data: unknown, encoding: unknown): Uint8Array {
   }
   if (encoding === "text") {
     if (typeof data !== "string") {
-      throw new GatewayError("bad_request", 'data must be a string with encoding "text"');
+      throw new BadRequestError('data must be a string with encoding "text"');
     }
     return _encoder.encode(data);
   }
   if (encoding === "base64") {
     if (typeof data !== "string" || !_BASE64.test(data)) {
-      throw new GatewayError("bad_request", 'data must be valid base64 with encoding "base64"');
+      throw new BadRequestError('data must be valid base64 with encoding "base64"');
     }
     return new Uint8Array(Buffer.from(data, "base64"));
   }
-  throw new GatewayError("bad_request", 'encoding must be "text" or "base64"');
+  throw new BadRequestError('encoding must be "text" or "base64"');
 }

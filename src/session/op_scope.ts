@@ -8,7 +8,13 @@ import type { AuthFailureReason } from "../auth/auth_failure.ts";
 import type { VerifiedToken } from "../auth/verify.ts";
 import type { Logger } from "../log/log.ts";
 import type { ClientEnvelope } from "../protocol/envelope.ts";
-import { type ErrorContext, GatewayError } from "../protocol/errors.ts";
+import {
+  BadRequestError,
+  type ErrorContext,
+  ForbiddenError,
+  InvalidSubjectError,
+  LimitError,
+} from "../protocol/errors.ts";
 import { isLiteralSubject, validateSubject } from "../protocol/subject.ts";
 import type { SubjectHub } from "./subject_hub.ts";
 import type { CoreSubscriptionHost } from "./core_subscription.ts";
@@ -82,13 +88,13 @@ export interface OpScope {
  */
 export function deny(s: OpScope, env: ClientEnvelope, reason: string): never {
   s.emit("denied", { op: env.op, target: env.target, code: "forbidden", reason });
-  throw new GatewayError("forbidden", "not allowed");
+  throw new ForbiddenError("not allowed");
 }
 
 /** The op's target; `bad_request` when missing or empty. */
 export function requireTarget(env: ClientEnvelope): string {
   if (typeof env.target !== "string" || env.target === "") {
-    throw new GatewayError("bad_request", "target is required");
+    throw new BadRequestError("target is required");
   }
   return env.target;
 }
@@ -97,9 +103,9 @@ export function requireTarget(env: ClientEnvelope): string {
 export function literalTarget(env: ClientEnvelope): string {
   const subject = requireTarget(env);
   const err = validateSubject(subject, { wildcards: false });
-  if (err) throw new GatewayError("invalid_subject", `invalid subject: ${err}`);
+  if (err) throw new InvalidSubjectError(`invalid subject: ${err}`);
   if (!isLiteralSubject(subject)) {
-    throw new GatewayError("invalid_subject", "subject must be literal");
+    throw new InvalidSubjectError("subject must be literal");
   }
   return subject;
 }
@@ -108,9 +114,6 @@ export function literalTarget(env: ClientEnvelope): string {
 export function requireSubSlot(s: OpScope): void {
   if (s.subs.size >= s.limits.maxSubs) {
     s.emit("limit", { limit: "subscriptions" });
-    throw new GatewayError(
-      "limit_exceeded",
-      `at most ${s.limits.maxSubs} subscriptions per connection`,
-    );
+    throw new LimitError(`at most ${s.limits.maxSubs} subscriptions per connection`);
   }
 }

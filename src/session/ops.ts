@@ -12,7 +12,14 @@ import {
   type HeaderMap,
   isObject,
 } from "../protocol/envelope.ts";
-import { CloseCode, type ErrorContext, GatewayError, toGatewayError } from "../protocol/errors.ts";
+import {
+  BadRequestError,
+  CloseCode,
+  type ErrorContext,
+  ForbiddenError,
+  LimitError,
+  toGatewayError,
+} from "../protocol/errors.ts";
 import { cmdReplyFrame, pongFrame } from "../protocol/frames.ts";
 import { headersJson } from "../protocol/headers.ts";
 import { encodePayload, renderPayload } from "../protocol/payload.ts";
@@ -38,7 +45,7 @@ export const OP_HANDLERS: Readonly<Record<ClientOp, OpHandler>> = Object.freeze(
 /** `auth`: the first one authenticates (the session's state machine); later ones refresh. */
 function opAuth(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   if (!isObject(env.data) || typeof env.data.token !== "string") {
-    throw new GatewayError("bad_request", "auth data must be { token: string }");
+    throw new BadRequestError("auth data must be { token: string }");
   }
   const token = env.data.token;
   if (s.state === "unauthenticated") {
@@ -50,7 +57,7 @@ function opAuth(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
     if (s.state !== "open") return;
     if (v.user !== s.user) {
       s.authFailed("wrong_user", "token is for a different user");
-      s.fail(new GatewayError("forbidden", "token is for a different user"), ctx);
+      s.fail(new ForbiddenError("token is for a different user"), ctx);
       return;
     }
     // A refresh never removes an expiry: a token without exp (--allow-no-exp) keeps the current
@@ -86,14 +93,11 @@ function opCmd(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   const limits = s.limits;
   if (s.pendingCmds >= limits.maxPendingCmds) {
     s.emit("limit", { limit: "pending_cmds" });
-    throw new GatewayError(
-      "limit_exceeded",
-      `at most ${limits.maxPendingCmds} pending commands per connection`,
-    );
+    throw new LimitError(`at most ${limits.maxPendingCmds} pending commands per connection`);
   }
   const payload = encodePayload(env.data, env.encoding);
   const timeout = Math.min(env.timeout_ms ?? 5000, limits.maxCmdTimeoutMs);
-  if (timeout <= 0) throw new GatewayError("bad_request", "timeout_ms must be positive");
+  if (timeout <= 0) throw new BadRequestError("timeout_ms must be positive");
   s.pendingCmds++;
   const started = performance.now();
   const observe = (outcome: string) => s.observeCmd((performance.now() - started) / 1000, outcome);

@@ -14,12 +14,15 @@ import {
   RATE_LIMITED,
 } from "../protocol/envelope.ts";
 import {
+  BackpressureError,
   CloseCode,
   type ErrorContext,
   type ErrorInfo,
   errorInfo,
-  GatewayError,
+  LimitError,
   toGatewayError,
+  UnauthorizedError,
+  UnavailableError,
 } from "../protocol/errors.ts";
 import { capUpdateHead, capUpdateTail, errorFrame, replyFrame } from "../protocol/frames.ts";
 import type { Logger } from "../log/log.ts";
@@ -241,7 +244,7 @@ export class Session {
     this.#authTimer = setTimeout(() => {
       if (this.#state === "unauthenticated") {
         this.context.onAuthFailure?.(this, "missing_token", "authentication timed out");
-        this.#fail(new GatewayError("unauthorized", "authentication timed out"), { op: "auth" });
+        this.#fail(new UnauthorizedError("authentication timed out"), { op: "auth" });
         this.close(CloseCode.UNAUTHORIZED, "authentication timed out");
       }
     }, this.context.limits.authTimeoutMs);
@@ -355,7 +358,7 @@ export class Session {
     if (this.#state === "unauthenticated") {
       if (env.op !== "auth") {
         this.context.onAuthFailure?.(this, "missing_token", "the first frame must be auth");
-        this.#fail(new GatewayError("unauthorized", "the first frame must be auth"), ctx);
+        this.#fail(new UnauthorizedError("the first frame must be auth"), ctx);
         this.close(CloseCode.UNAUTHORIZED, "unauthorized");
         return;
       }
@@ -388,7 +391,7 @@ export class Session {
     this.#state = "authenticating";
     if (!this.context.acquireUserSlot(v.user)) {
       this.context.emit(this, "limit", { limit: "connections_per_user", user: v.user });
-      this.#fail(new GatewayError("limit_exceeded", "too many connections for this user"), {
+      this.#fail(new LimitError("too many connections for this user"), {
         op: "auth",
         inbox: env?.inbox,
       });
@@ -423,7 +426,7 @@ export class Session {
       this.context.log.error("cannot read capabilities", { user: v.user, error: err });
       const why = err instanceof Error ? err.message : String(err);
       this.context.onAuthFailure?.(this, "capabilities_unavailable", why);
-      this.#fail(new GatewayError("unavailable", "capabilities cannot be read now"), {
+      this.#fail(new UnavailableError("capabilities cannot be read now"), {
         op: "auth",
         inbox: env?.inbox,
       });
@@ -544,7 +547,7 @@ export class Session {
       this.#ws.cut(
         CloseCode.BACKPRESSURE,
         "backpressure",
-        errorFrame(new GatewayError("backpressure", "client too slow"), {}),
+        errorFrame(new BackpressureError("client too slow"), {}),
       );
     });
   }

@@ -147,6 +147,9 @@ export class SubjectHub {
         }
       },
     });
+    // Ignored on purpose: a flush fails only when the connection closes for good (across a
+    // reconnect it waits, and nats.js re-sends the subscription); every subscription ends with
+    // the connection then, so there is nothing to undo here, and the op is answered either way.
     entry.ready = this.#nc.flush().catch(() => {});
     this.#entries.set(key, entry);
     return entry.ready;

@@ -4,7 +4,15 @@
 
 import { checkSubscribe } from "../auth/capabilities.ts";
 import { type ClientEnvelope, isObject } from "../protocol/envelope.ts";
-import { type ErrorContext, GatewayError, toGatewayError } from "../protocol/errors.ts";
+import {
+  BadRequestError,
+  type ErrorContext,
+  ForbiddenError,
+  InvalidSubjectError,
+  NotFoundError,
+  toGatewayError,
+  UnavailableError,
+} from "../protocol/errors.ts";
 import { validateQueueName, validateSubject } from "../protocol/subject.ts";
 import { CoreSubscription } from "./core_subscription.ts";
 import { deny, type OpScope, requireSubSlot, requireTarget } from "./op_scope.ts";
@@ -14,16 +22,16 @@ import type { SessionSubscription, SubscriptionRequest } from "./types.ts";
 export function opSub(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   const subject = requireTarget(env);
   const err = validateSubject(subject);
-  if (err) throw new GatewayError("invalid_subject", `invalid subject: ${err}`);
+  if (err) throw new InvalidSubjectError(`invalid subject: ${err}`);
   let queue: string | undefined;
   if (env.data !== undefined) {
-    if (!isObject(env.data)) throw new GatewayError("bad_request", "data must be an object");
+    if (!isObject(env.data)) throw new BadRequestError("data must be an object");
     if (env.data.queue !== undefined) {
       if (typeof env.data.queue !== "string") {
-        throw new GatewayError("bad_request", "queue must be a string");
+        throw new BadRequestError("queue must be a string");
       }
       const qErr = validateQueueName(env.data.queue);
-      if (qErr) throw new GatewayError("invalid_subject", `invalid queue name: ${qErr}`);
+      if (qErr) throw new InvalidSubjectError(`invalid queue name: ${qErr}`);
       queue = env.data.queue;
     }
   }
@@ -59,9 +67,9 @@ function answerVanished(s: OpScope, sid: string, ctx: ErrorContext): boolean {
   if (why === undefined) return false;
   if (why === "revoked") {
     s.emit("denied", { op: ctx.op, target: ctx.target, code: "forbidden" });
-    s.fail(new GatewayError("forbidden", "not allowed"), ctx);
+    s.fail(new ForbiddenError("not allowed"), ctx);
   } else if (why === "unsubscribed") {
-    s.fail(new GatewayError("not_found", "subscription was removed before it was confirmed"), ctx);
+    s.fail(new NotFoundError("subscription was removed before it was confirmed"), ctx);
   }
   return true;
 }
@@ -69,7 +77,7 @@ function answerVanished(s: OpScope, sid: string, ctx: ErrorContext): boolean {
 /** `kv_sub` and `js_sub`: a subscription made by the plug-in factory, started once answered. */
 export function opStreamSub(s: OpScope, env: ClientEnvelope, ctx: ErrorContext): void {
   const factory = env.op === "kv_sub" ? s.kvSubscribe : s.jsSubscribe;
-  if (!factory) throw new GatewayError("unavailable", `${env.op} is not available`);
+  if (!factory) throw new UnavailableError(`${env.op} is not available`);
   requireSubSlot(s);
   const subs = s.subs;
   const sid = subs.newSid();
@@ -111,7 +119,7 @@ export function opStreamSub(s: OpScope, env: ClientEnvelope, ctx: ErrorContext):
     if (!sub.allowed(s.caps)) {
       sub.close();
       subs.delete(sid);
-      s.fail(new GatewayError("forbidden", "not allowed"), ctx);
+      s.fail(new ForbiddenError("not allowed"), ctx);
       return;
     }
     subs.set(sub);
@@ -133,11 +141,11 @@ export function opStreamSub(s: OpScope, env: ClientEnvelope, ctx: ErrorContext):
 /** `unsub`: ends a subscription by id (a pending one is answered `not_found` by its op). */
 export function opUnsub(s: OpScope, env: ClientEnvelope): void {
   if (!isObject(env.data) || typeof env.data.id !== "string") {
-    throw new GatewayError("bad_request", "unsub data must be { id: string }");
+    throw new BadRequestError("unsub data must be { id: string }");
   }
   const id = env.data.id;
   const sub = s.subs.delete(id);
-  if (!sub) throw new GatewayError("not_found", "no such subscription");
+  if (!sub) throw new NotFoundError("no such subscription");
   s.subs.markVanished(id, "unsubscribed");
   sub.close();
   s.reply(env, { id });
@@ -147,15 +155,15 @@ export function opUnsub(s: OpScope, env: ClientEnvelope): void {
 /** `ack`: acknowledges a JetStream message of an ack subscription. */
 export function opAck(s: OpScope, env: ClientEnvelope): void {
   if (!isObject(env.data) || typeof env.data.id !== "string") {
-    throw new GatewayError("bad_request", "ack data must be { id: string, seq: number }");
+    throw new BadRequestError("ack data must be { id: string, seq: number }");
   }
   const seq = env.data.seq;
   if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
-    throw new GatewayError("bad_request", "seq must be a non-negative integer");
+    throw new BadRequestError("seq must be a non-negative integer");
   }
   const sub = s.subs.get(env.data.id);
-  if (!sub || sub.kind !== "js") throw new GatewayError("not_found", "no such subscription");
-  if (!sub.ack) throw new GatewayError("bad_request", "subscription does not take acks");
+  if (!sub || sub.kind !== "js") throw new NotFoundError("no such subscription");
+  if (!sub.ack) throw new BadRequestError("subscription does not take acks");
   sub.ack(seq);
   s.reply(env, {});
 }

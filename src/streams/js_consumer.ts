@@ -22,7 +22,14 @@ import {
 import { nanos } from "@nats-io/transport-node";
 import { type CapabilitySet, checkStream } from "../auth/capabilities.ts";
 import { isCount, isObject } from "../protocol/envelope.ts";
-import { GatewayError, toGatewayError } from "../protocol/errors.ts";
+import {
+  BadRequestError,
+  ForbiddenError,
+  InvalidSubjectError,
+  LimitError,
+  NotFoundError,
+  toGatewayError,
+} from "../protocol/errors.ts";
 import { renderPayload } from "../protocol/payload.ts";
 import { jsMsgData, streamMsgHead, streamMsgTail } from "../protocol/frames.ts";
 import type {
@@ -91,29 +98,29 @@ export function parseJsSub(
   maxBatch: number,
 ): JsSubRequest {
   if (typeof target !== "string" || target === "") {
-    throw new GatewayError("bad_request", "target (the stream) is required");
+    throw new BadRequestError("target (the stream) is required");
   }
   const sErr = validateStreamName(target);
-  if (sErr) throw new GatewayError("invalid_subject", `invalid stream: ${sErr}`);
+  if (sErr) throw new InvalidSubjectError(`invalid stream: ${sErr}`);
   if (data !== undefined && !isObject(data)) {
-    throw new GatewayError("bad_request", "data must be an object");
+    throw new BadRequestError("data must be an object");
   }
   const d = (data ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(d)) {
-    if (!_FIELDS.has(k)) throw new GatewayError("bad_request", `unknown field ${k}`);
+    if (!_FIELDS.has(k)) throw new BadRequestError(`unknown field ${k}`);
   }
   let filter: string | undefined;
   if (d.filter !== undefined) {
     if (typeof d.filter !== "string") {
-      throw new GatewayError("bad_request", "filter must be a string");
+      throw new BadRequestError("filter must be a string");
     }
     const fErr = validateSubject(d.filter);
-    if (fErr) throw new GatewayError("invalid_subject", `invalid filter: ${fErr}`);
+    if (fErr) throw new InvalidSubjectError(`invalid filter: ${fErr}`);
     if (d.filter !== ">") filter = d.filter;
   }
   for (const f of ["start_seq", "time_delta", "batch", "ack_wait_ms"]) {
     if (d[f] !== undefined && !isCount(d[f])) {
-      throw new GatewayError("bad_request", `${f} must be a non-negative integer`);
+      throw new BadRequestError(`${f} must be a non-negative integer`);
     }
   }
   let start: JsSubRequest["start"];
@@ -124,7 +131,7 @@ export function parseJsSub(
       typeof d.start_time !== "string" || !_RFC3339.test(d.start_time) ||
       Number.isNaN(Date.parse(d.start_time))
     ) {
-      throw new GatewayError("bad_request", "start_time must be an RFC 3339 time");
+      throw new BadRequestError("start_time must be an RFC 3339 time");
     }
     start = { policy: "time", time: new Date(d.start_time).toISOString() };
   } else if (d.time_delta !== undefined) {
@@ -135,19 +142,19 @@ export function parseJsSub(
   } else {
     const deliver = d.deliver ?? "new";
     if (typeof deliver !== "string" || !_DELIVER.has(deliver)) {
-      throw new GatewayError("bad_request", "deliver must be new, all, last or last_per_subject");
+      throw new BadRequestError("deliver must be new, all, last or last_per_subject");
     }
     start = { policy: deliver as "new" };
   }
   const batch = (d.batch as number | undefined) ?? Math.min(100, maxBatch);
   if (batch < 1 || batch > maxBatch) {
-    throw new GatewayError("bad_request", `batch must be 1..${maxBatch}`);
+    throw new BadRequestError(`batch must be 1..${maxBatch}`);
   }
   if (d.ack !== undefined && typeof d.ack !== "boolean") {
-    throw new GatewayError("bad_request", "ack must be a boolean");
+    throw new BadRequestError("ack must be a boolean");
   }
   if (d.durable !== undefined && (typeof d.durable !== "string" || !_DURABLE.test(d.durable))) {
-    throw new GatewayError("bad_request", "durable must be 1..64 of A-Z a-z 0-9 _ -");
+    throw new BadRequestError("durable must be 1..64 of A-Z a-z 0-9 _ -");
   }
   return {
     stream: target,
@@ -194,8 +201,7 @@ async function _checkDurableQuota(
   let held = 0;
   for await (const ci of jsm.consumers.list(stream)) {
     if (ci.name.startsWith(prefix) && ++held >= max) {
-      throw new GatewayError(
-        "limit_exceeded",
+      throw new LimitError(
         `at most ${max} durable consumers per user on a stream; reuse or let one expire`,
       );
     }
@@ -223,7 +229,7 @@ export function jsSubscriptionFactory(
   return async (req) => {
     const r = parseJsSub(req.env.target, req.env.data, settings.maxBatch);
     if (!checkStream(req.caps, r.stream, r.filter ?? ">").allowed) {
-      throw new GatewayError("forbidden", "not allowed");
+      throw new ForbiddenError("not allowed");
     }
     jsm ??= jetstreamManager(rt.nc);
     const m = await jsm;
@@ -234,11 +240,11 @@ export function jsSubscriptionFactory(
       subjects = info.config.subjects ?? [];
       replicas = info.config.num_replicas ?? 1;
     } catch (err) {
-      if (streamGone(err)) throw new GatewayError("not_found", "no such stream");
+      if (streamGone(err)) throw new NotFoundError("no such stream");
       throw toGatewayError(err);
     }
     if (r.filter && !subjects.some((s) => patternsIntersect(r.filter!, s))) {
-      throw new GatewayError("bad_request", "filter is outside the stream's subjects");
+      throw new BadRequestError("filter is outside the stream's subjects");
     }
     const durable = r.durable ? await durableName(req.user, r.durable) : undefined;
     if (durable) await _checkDurableQuota(m, r.stream, durable, settings.maxDurablesPerUser);
@@ -368,7 +374,7 @@ export class JsSubscription implements SessionSubscription {
           ) !==
             JSON.stringify(r.filter ? [r.filter] : [])
         ) {
-          throw new GatewayError("bad_request", "durable exists with a different filter");
+          throw new BadRequestError("durable exists with a different filter");
         }
       } else throw err;
     }
@@ -447,9 +453,9 @@ export class JsSubscription implements SessionSubscription {
 
   /** Acknowledges stream sequence `seq` (ack subscriptions only). */
   ack(seq: number): void {
-    if (!this.#r.ack) throw new GatewayError("bad_request", "subscription does not take acks");
+    if (!this.#r.ack) throw new BadRequestError("subscription does not take acks");
     const m = this.#unacked.get(seq);
-    if (!m) throw new GatewayError("not_found", "no unacknowledged message with that seq");
+    if (!m) throw new NotFoundError("no unacknowledged message with that seq");
     this.#unacked.delete(seq);
     m.ack();
   }
@@ -459,7 +465,14 @@ export class JsSubscription implements SessionSubscription {
     this.#messages?.stop();
     if (this.#durable) return;
     if (this.#ephemeral) {
-      this.#jsm.consumers.delete(this.#r.stream, this.#ephemeral).catch(() => {});
+      // Best effort: when it fails (NATS away, stream gone) the ephemeral's 30 s inactive
+      // threshold removes it on the server.
+      this.#jsm.consumers.delete(this.#r.stream, this.#ephemeral).catch((err) => {
+        this.#rt.log.debug("ephemeral consumer delete failed", {
+          stream: this.#r.stream,
+          error: err,
+        });
+      });
     }
   }
 

@@ -13,7 +13,13 @@ import {
 } from "@nats-io/jetstream";
 import { type CapabilitySet, checkKv } from "../auth/capabilities.ts";
 import { isObject } from "../protocol/envelope.ts";
-import { GatewayError, toGatewayError } from "../protocol/errors.ts";
+import {
+  BadRequestError,
+  ForbiddenError,
+  InvalidSubjectError,
+  NotFoundError,
+  toGatewayError,
+} from "../protocol/errors.ts";
 import { OrderedFeed } from "../nats/ordered_feed.ts";
 import { readableHeaders } from "../protocol/headers.ts";
 import { PULL_HIGH_WATER } from "../session/outbound.ts";
@@ -48,26 +54,26 @@ export interface KvSubRequest {
 /** Validates a `kv_sub` target and data; throws `invalid_subject` or `bad_request`. */
 export function parseKvSub(target: string | undefined, data: unknown): KvSubRequest {
   if (typeof target !== "string" || target === "") {
-    throw new GatewayError("bad_request", "target (the bucket) is required");
+    throw new BadRequestError("target (the bucket) is required");
   }
   const bErr = validateBucketName(target);
-  if (bErr) throw new GatewayError("invalid_subject", `invalid bucket: ${bErr}`);
+  if (bErr) throw new InvalidSubjectError(`invalid bucket: ${bErr}`);
   if (data !== undefined && !isObject(data)) {
-    throw new GatewayError("bad_request", "data must be an object");
+    throw new BadRequestError("data must be an object");
   }
   const d = (data ?? {}) as Record<string, unknown>;
   let pattern = ">";
   if (d.pattern !== undefined) {
     if (typeof d.pattern !== "string") {
-      throw new GatewayError("bad_request", "pattern must be a string");
+      throw new BadRequestError("pattern must be a string");
     }
     const kErr = validateKvKey(d.pattern);
-    if (kErr) throw new GatewayError("invalid_subject", `invalid key pattern: ${kErr}`);
+    if (kErr) throw new InvalidSubjectError(`invalid key pattern: ${kErr}`);
     pattern = d.pattern;
   }
   for (const f of ["updates_only", "history"]) {
     if (d[f] !== undefined && typeof d[f] !== "boolean") {
-      throw new GatewayError("bad_request", `${f} must be a boolean`);
+      throw new BadRequestError(`${f} must be a boolean`);
     }
   }
   return {
@@ -84,7 +90,7 @@ export function kvSubscriptionFactory(rt: GatewayRuntime): SubscriptionFactory {
   return async (req) => {
     const r = parseKvSub(req.env.target, req.env.data);
     if (!checkKv(req.caps, r.bucket, r.pattern).allowed) {
-      throw new GatewayError("forbidden", "not allowed");
+      throw new ForbiddenError("not allowed");
     }
     jsm ??= jetstreamManager(rt.nc);
     let lastSeq: number;
@@ -92,7 +98,7 @@ export function kvSubscriptionFactory(rt: GatewayRuntime): SubscriptionFactory {
       lastSeq = (await (await jsm).streams.info(`KV_${r.bucket}`)).state.last_seq;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
-        throw new GatewayError("not_found", "no such bucket");
+        throw new NotFoundError("no such bucket");
       }
       throw toGatewayError(err);
     }
