@@ -24,7 +24,7 @@ Deno.test("log: below level error an Error prints as its message alone", () => {
   const lines: string[] = [];
   createLogger({ write: (l) => void lines.push(l) }).warn("retrying", { error: new Error("x") });
   assert.equal(lines.length, 1);
-  assert.match(lines[0], /WARN  retrying error="x"$/);
+  assert.match(lines[0], /WARN {2}retrying error="x"$/);
 });
 
 Deno.test("log: json format carries the stack in <field>_stack", () => {
