@@ -7,6 +7,7 @@
 
 import type { ErrorContext, ErrorInfo } from "./errors.ts";
 import type { RenderedPayload } from "./payload.ts";
+import type { CapUpdateData } from "./types.ts";
 
 /**
  * A `reply`: the answer to an op that carried an `inbox`; `data` is any JSON value (omitted when
@@ -80,20 +81,6 @@ export function errorFrame(err: ErrorInfo, ctx: ErrorContext): string {
   return JSON.stringify(env);
 }
 
-/** What a `cap_update` carries. */
-export interface CapUpdate {
-  /** The capabilities now in force (own grants and held roles, expanded). */
-  capabilities: unknown;
-  /** Names of the held roles that applied. */
-  roles: string[];
-  /** The session id. */
-  session: string;
-  /** The user id. */
-  user: string | undefined;
-  /** Sids of subscriptions ended by this change. */
-  revoked: string[];
-}
-
 /**
  * A `cap_update`: sent when a session opens and on every change of its capabilities. Built as
  * {@link capUpdateHead} (the capabilities and roles, which sessions sharing a result can share)
@@ -104,7 +91,7 @@ export interface CapUpdate {
  * capUpdateFrame({ capabilities: doc, roles: [], session: "s1", user: "alice", revoked: ["3"] });
  * ```
  */
-export function capUpdateFrame(data: CapUpdate): string {
+export function capUpdateFrame(data: CapUpdateData): string {
   return capUpdateHead(data.capabilities, data.roles) +
     capUpdateTail(data.session, data.user, data.revoked);
 }
