@@ -2,7 +2,7 @@
  * `Gateway.start()` returns a running server; `close()` shuts it down cleanly (1001 to clients).
  * @module */
 
-import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import {
   createTokenVerifier,
@@ -13,27 +13,14 @@ import {
 import { CapabilityStore } from "../auth/capability_store.ts";
 import { validateRoleName } from "../auth/roles.ts";
 import { CloseCode, GatewayError } from "../protocol/errors.ts";
-import {
-  CONTROL_PREFIX,
-  eventSubject,
-  INBOX_PREFIX,
-  type KickRequest,
-  type SessionInfo,
-  SESSIONS_KICK_SUBJECT,
-  SESSIONS_LIST_SUBJECT,
-  type SessionsListRequest,
-} from "../nats/control.ts";
+import type { SessionInfo } from "../nats/control.ts";
+import { connectNats } from "../nats/connect.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { type Readiness, ReadinessProbe } from "./readiness.ts";
 import { type AuthFailureReason, authFailureReason } from "../auth/auth_failure.ts";
 import { Session, type SessionContext } from "../session/session.ts";
-import type {
-  GatewayRuntime,
-  SessionEvent,
-  SessionLimits,
-  SubscriptionFactory,
-} from "../session/types.ts";
+import type { GatewayRuntime, SessionLimits, SubscriptionFactory } from "../session/types.ts";
 import { SubjectHub } from "../session/subject_hub.ts";
 import { validateBucketName } from "../protocol/subject.ts";
 import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "../transport/mod.ts";
@@ -48,6 +35,8 @@ import {
 import { IpGate, type IpRefusal } from "./ip_gate.ts";
 import { overBudget } from "../session/backpressure.ts";
 import type { PendingBudget } from "../session/outbound.ts";
+import { ControlPlane, watchNatsStatus } from "./control_plane.ts";
+import { UserSlots } from "./user_slots.ts";
 
 /** Everything a gateway can be configured with; see {@link DEFAULT_LIMITS} for limit defaults. */
 export interface GatewayOptions {
@@ -161,11 +150,14 @@ export class Gateway {
   #closeTimeoutMs: number;
   #sweepTimer: ReturnType<typeof setInterval>;
   #sessions = new Set<Session>();
-  #userSlots = new Map<string, number>();
+  #userSlots: UserSlots;
   #store: CapabilityStore;
   #hub: SubjectHub;
   #ownsNc: boolean;
-  #controlSubs: Subscription[] = [];
+  #control: ControlPlane;
+  #handler?: Handler;
+  /** Checks waiting for sessions or sockets to go (drain, close): run when one goes. */
+  #gone = new Set<() => void>();
   #closing = false;
   #closed?: Promise<void>;
   #wsPath: string;
@@ -191,6 +183,7 @@ export class Gateway {
       upgradeRatePerIp: opts.upgradeRatePerIp ?? 100,
     });
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.#userSlots = new UserSlots(opts.maxConnsPerUser ?? 32);
     this.#socketGate = new IpGate({ maxConnsPerIp: opts.maxConnsPerIp ?? 1000 });
     this.#trusted = (opts.trustProxy ?? []).map(parseCidr);
     this.#proxyHeader = opts.trustProxyHeader ?? "x-forwarded-for";
@@ -220,7 +213,7 @@ export class Gateway {
       sessions: () => this.sessionCount,
       sockets: () => this.#server?.connections ?? 0,
       pendingBytes: () => this.#budget.counter.bytes,
-      sessionsPerUser: () => this.#userSlots.values(),
+      sessionsPerUser: () => this.#userSlots.counts(),
       subscriptionsByKind: () => {
         const by: Record<string, number> = {};
         for (const s of this.#sessions) s.countSubscriptions(by);
@@ -249,6 +242,14 @@ export class Gateway {
         ? { ready: true }
         : { ready: false, reason: "auth bucket not readable" };
     }, { timeoutReason: "auth bucket read not answered within 1000 ms" });
+    this.#control = new ControlPlane({
+      id: this.id,
+      nc: this.nc,
+      log: this.log,
+      metrics: this.#metrics,
+      sessions: () => this.#sessions,
+      stopped: () => this.#closed !== undefined,
+    });
     try {
       this.#server = init.server(this);
     } catch (err) {
@@ -258,7 +259,7 @@ export class Gateway {
       this.#store.close();
       throw err;
     }
-    this.#watchNatsStatus();
+    watchNatsStatus(this.nc, this.log, this.#metrics, () => this.#closed !== undefined);
     this.addr = this.#server.addr;
     // Stalled readers are found by a sweep: nobody pushes to them, so no push notices.
     const every = Math.max(50, Math.min(1000, init.limits.writeDeadlineMs / 5));
@@ -297,6 +298,28 @@ export class Gateway {
 
   #socketClosed(peer: Deno.NetAddr): void {
     if (!inCidrs(peer.hostname, this.#trusted)) this.#socketGate.release(addressKey(peer.hostname));
+    this.#notifyGone();
+  }
+
+  #notifyGone(): void {
+    for (const check of [...this.#gone]) check();
+  }
+
+  /** Resolves once `done()` holds (checked whenever a session or socket goes), or after `ms`. */
+  #until(done: () => boolean, ms: number): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#gone.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (done()) finish();
+      };
+      const timer = setTimeout(finish, Math.min(Math.max(0, ms), 2 ** 31 - 1));
+      this.#gone.add(check);
+    });
   }
 
   /** Starts a gateway: connects NATS, opens the auth bucket, listens. */
@@ -312,14 +335,9 @@ export class Gateway {
     if (roleErr) throw new Error(`invalid default role: ${roleErr}`);
     if (opts.jwtRolesClaim === "") throw new Error("invalid roles claim: empty");
     const ownsNc = !opts.nc;
-    const nc = opts.nc ?? await connect({
+    const nc = opts.nc ?? await connectNats({
       servers: opts.nats ?? ["nats://127.0.0.1:4222"],
-      name: "natsgate",
-      noAsyncTraces: true,
-      inboxPrefix: INBOX_PREFIX,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      reconnectJitter: 250,
+      reconnectForever: true,
     });
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 10 });
@@ -350,8 +368,9 @@ export class Gateway {
         tlsFiles: opts.tls,
         opts,
         limits,
-        server: (g) =>
-          HttpServer.listen({
+        server: (g) => {
+          g.#handler = g.handler(opts, limits, verify, runtime);
+          return HttpServer.listen({
             hostname: opts.hostname ?? "0.0.0.0",
             port: opts.port ?? 8080,
             tls,
@@ -360,9 +379,10 @@ export class Gateway {
             onAccept: (peer) => g.#acceptSocket(peer),
             onConnClosed: (peer) => g.#socketClosed(peer),
             onError: (err, where) => log.warn("transport error", { where, error: err }),
-          }, g.handler(opts, limits, verify, runtime)),
+          }, g.#handler);
+        },
       });
-      gw.#startControl();
+      gw.#control.start();
       log.info("gateway listening", {
         id,
         addr: `${gw.addr.hostname}:${gw.addr.port}`,
@@ -371,7 +391,9 @@ export class Gateway {
       });
       return gw;
     } catch (err) {
-      if (ownsNc) await nc.close().catch(() => {});
+      if (ownsNc) {
+        await nc.close().catch((e) => log.debug("NATS close after a failed start", { error: e }));
+      }
       throw err;
     }
   }
@@ -388,7 +410,6 @@ export class Gateway {
   ): Handler {
     const cookieName = opts.authCookie ?? "natsgate_token";
     const allowedOrigins = opts.allowedOrigins ?? [];
-    const maxConns = opts.maxConnsPerUser ?? 32;
     const context: SessionContext = {
       nc: this.nc,
       hub: this.#hub,
@@ -396,17 +417,8 @@ export class Gateway {
       verify,
       limits,
       log: this.log,
-      acquireUserSlot: (user) => {
-        const n = this.#userSlots.get(user) ?? 0;
-        if (n >= maxConns) return false;
-        this.#userSlots.set(user, n + 1);
-        return true;
-      },
-      releaseUserSlot: (user) => {
-        const n = (this.#userSlots.get(user) ?? 1) - 1;
-        if (n <= 0) this.#userSlots.delete(user);
-        else this.#userSlots.set(user, n);
-      },
+      acquireUserSlot: (user) => this.#userSlots.acquire(user),
+      releaseUserSlot: (user) => this.#userSlots.release(user),
       onClosed: (s) => {
         if (!this.#sessions.delete(s)) return;
         // Every accepted connection ends here once, authenticated or not (4001s included).
@@ -416,9 +428,10 @@ export class Gateway {
         t.bytesIn += s.bytesIn;
         t.msgsOut += s.msgsOut;
         t.bytesOut += s.outStats.bytes;
+        this.#notifyGone();
       },
       observeCmd: (seconds, outcome) => this.#metrics.cmd(seconds, outcome),
-      emit: (s, event, fields) => this.#emit(s, event, fields),
+      emit: (s, event, fields) => this.#control.emit(s, event, fields),
       kvSubscribe: opts.kvSubscribe?.(runtime),
       jsSubscribe: opts.jsSubscribe?.(runtime),
       budget: this.#budget,
@@ -596,131 +609,17 @@ export class Gateway {
     return this.#readiness.probe();
   }
 
-  #watchNatsStatus(): void {
-    (async () => {
-      for await (const st of this.nc.status()) {
-        if (st.type === "reconnect") {
-          this.#metrics.natsReconnect();
-          this.log.info("NATS reconnected", { server: st.server });
-        } else if (st.type === "disconnect") {
-          this.log.warn("NATS disconnected", { server: st.server });
-        } else if (st.type === "error") {
-          // The server's reason, e.g. "Authorization Violation" or a permissions violation.
-          this.log.warn("NATS server error", { error: st.error?.message ?? String(st.error) });
-        } else if (st.type === "ldm") {
-          this.log.info("NATS server entering lame duck mode", { server: st.server });
-        } else if (st.type === "close" && !this.#closed) {
-          this.log.error("NATS connection closed for good: clients get unavailable", {});
-        }
-      }
-    })().catch(() => {});
-  }
-
-  #count(event: SessionEvent, fields?: Record<string, unknown>): void {
-    switch (event) {
-      case "denied":
-        this.#metrics.denied(String(fields?.op ?? "unknown"));
-        return;
-      case "backpressure":
-        this.#metrics.limit("backpressure");
-        return;
-      case "limit":
-        this.#metrics.limit(String(fields?.limit ?? "unknown"));
-        return;
-      case "revoke":
-        this.#metrics.revoked(Array.isArray(fields?.revoked) ? fields.revoked.length : 0);
-        return;
-    }
-  }
-
-  #emit(s: Session, event: SessionEvent, fields?: Record<string, unknown>): void {
-    this.#count(event, fields);
-    if (event === "connect" || event === "disconnect") {
-      const line: Record<string, unknown> = { session: s.id, user: s.user, remote: s.meta.remote };
-      if (event === "disconnect") line.duration_ms = Date.now() - s.since.getTime();
-      this.log.info(`session ${event}`, { ...line, ...fields });
-    } else if (this.log.enabled("debug")) {
-      this.log.debug(`session ${event}`, {
-        session: s.id,
-        user: s.user,
-        remote: s.meta.remote,
-        ...fields,
-      });
-    }
-    if (this.nc.isClosed() || this.#closed) return;
-    try {
-      this.nc.publish(
-        eventSubject(this.id, event),
-        JSON.stringify({
-          event,
-          time: new Date().toISOString(),
-          gateway: this.id,
-          session: s.id,
-          user: s.user,
-          remote: s.meta.remote,
-          ...fields,
-        }),
-      );
-    } catch {
-      // NATS closed or draining: events are best effort.
-    }
-  }
-
-  #startControl(): void {
-    const list = this.nc.subscribe(SESSIONS_LIST_SUBJECT, {
-      callback: (_err, msg) => {
-        let req: SessionsListRequest = {};
-        try {
-          req = msg.data.length ? msg.json<SessionsListRequest>() : {};
-        } catch {
-          // an unreadable filter lists everything
-        }
-        if (req.gateway && req.gateway !== this.id) return;
-        msg.respond(JSON.stringify({ gateway: this.id, sessions: this.sessions(req.user) }));
-      },
-    });
-    const kick = this.nc.subscribe(SESSIONS_KICK_SUBJECT, {
-      callback: (_err, msg) => {
-        let req: KickRequest;
-        try {
-          req = msg.json<KickRequest>();
-        } catch {
-          return;
-        }
-        for (const s of this.#sessions) {
-          if (s.id === req.session) {
-            const reason = typeof req.reason === "string" ? req.reason : "kicked by an admin";
-            s.close(CloseCode.PROTOCOL, reason, { kicked: true });
-            msg.respond(JSON.stringify({ gateway: this.id, session: s.id, kicked: true }));
-          }
-        }
-      },
-    });
-    this.#controlSubs.push(list, kick);
-    void CONTROL_PREFIX;
-  }
-
   /** Open sessions on this gateway (closing ones left out), optionally of one user. */
   sessions(user?: string): SessionInfo[] {
-    const out: SessionInfo[] = [];
-    for (const s of this.#sessions) {
-      if (s.closed || (user !== undefined && s.user !== user)) continue;
-      const stats = s.outStats;
-      out.push({
-        id: s.id,
-        gateway: this.id,
-        user: s.user,
-        remote: s.meta.remote,
-        user_agent: s.meta.userAgent,
-        since: s.since.toISOString(),
-        subscriptions: s.subscriptions(),
-        msgs_in: s.msgsIn,
-        bytes_in: s.bytesIn,
-        msgs_out: s.msgsOut,
-        bytes_out: stats.bytes,
-      });
-    }
-    return out;
+    return this.#control.sessions(user);
+  }
+
+  /**
+   * The HTTP handler the listener serves (see {@link Gateway.handler}): any server built on
+   * src/transport/ can serve it too, e.g. a second `HttpServer` on port 0 in a test.
+   */
+  get requestHandler(): Handler {
+    return this.#handler!;
   }
 
   /** Number of open sessions (a closing one counts until it is closed, not until its socket is gone). */
@@ -758,10 +657,7 @@ export class Gateway {
   async drain(timeoutMs: number): Promise<void> {
     this.#closing = true;
     this.log.info("draining", { sessions: this.#sessions.size, timeout_ms: timeoutMs });
-    const end = Date.now() + timeoutMs;
-    while (this.#sessions.size > 0 && Date.now() < end && !this.#closed) {
-      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, end - Date.now()))));
-    }
+    await this.#until(() => this.#sessions.size === 0 || this.#closed !== undefined, timeoutMs);
     await this.close();
   }
 
@@ -770,29 +666,24 @@ export class Gateway {
    * drains NATS when the gateway opened the connection. Idempotent.
    */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
+    if (this.#closed) return this.#closed;
+    this.#closed = (async () => {
       this.#closing = true;
       for (const s of [...this.#sessions]) s.close(CloseCode.GOING_AWAY, "server shutting down");
       // Give the close frames (1001) a moment to reach the clients before the sockets go.
-      const until = performance.now() + Math.min(2000, this.#closeTimeoutMs);
-      while (this.#server.connections > 0 && performance.now() < until) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      for (const sub of this.#controlSubs) {
-        try {
-          sub.unsubscribe();
-        } catch {
-          // ignore
-        }
-      }
+      await this.#until(() => this.#server.connections === 0, Math.min(2000, this.#closeTimeoutMs));
+      this.#control.close();
       clearInterval(this.#sweepTimer);
       this.#metrics.close();
       this.#hub.close();
       this.#store.close();
       await this.#server.close();
-      if (this.#ownsNc && !this.nc.isClosed()) await this.nc.drain().catch(() => {});
+      if (this.#ownsNc && !this.nc.isClosed()) {
+        await this.nc.drain().catch((e) => this.log.debug("NATS drain failed", { error: e }));
+      }
       this.log.info("gateway stopped", { id: this.id });
     })();
+    this.#notifyGone(); // a drain waiting for the last session ends now
     return this.#closed;
   }
 }
