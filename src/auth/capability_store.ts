@@ -263,7 +263,7 @@ export class CapabilityStore {
         if (s.type === "disconnect") this.#connected = false;
         else if (s.type === "reconnect") this.#connected = true;
       }
-    })().catch(() => {});
+    })().catch((err) => this.#log.debug("NATS status stream ended", { error: err }));
   }
 
   /** Runs the watch; when it loses its consumer, starts a new one and reads every user again. */

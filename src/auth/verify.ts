@@ -142,7 +142,7 @@ export function readCookie(header: string | null, name: string): string | undefi
 }
 
 /**
- * Finds the credentials of an upgrade request, in PROTOCOL.md's order: `Authorization: Bearer`,
+ * Finds the credentials of an upgrade request, in docs/protocol.md's order: `Authorization: Bearer`,
  * then the auth cookie, then the `token` query parameter. Undefined when none is present.
  */
 export function requestToken(req: Request, url: URL, cookieName: string): string | undefined {

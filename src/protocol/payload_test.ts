@@ -1,4 +1,4 @@
-/** Tests of the payload encodings (PROTOCOL.md section 3) in both directions.
+/** Tests of the payload encodings (docs/protocol.md section 3) in both directions.
  * JSON passes through as text; text and binary get their encodings; newlines never leak.
  * @module */
 
