@@ -4,129 +4,30 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import {
-  createTokenVerifier,
-  originAllowed,
-  requestToken,
-  type VerifiedToken,
-} from "../auth/verify.ts";
+import { createTokenVerifier, type VerifiedToken } from "../auth/verify.ts";
 import { CapabilityStore } from "../auth/capability_store.ts";
 import { validateRoleName } from "../auth/roles.ts";
-import { CloseCode, GatewayError } from "../protocol/errors.ts";
+import { CloseCode } from "../protocol/errors.ts";
 import type { SessionInfo } from "../nats/control.ts";
+import { DEFAULT_LIMITS, type GatewayOptions } from "./options.ts";
 import { connectNats } from "../nats/connect.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { type Readiness, ReadinessProbe } from "./readiness.ts";
-import { type AuthFailureReason, authFailureReason } from "../auth/auth_failure.ts";
-import { Session, type SessionContext } from "../session/session.ts";
-import type { GatewayRuntime, SessionLimits, SubscriptionFactory } from "../session/types.ts";
+import type { Session, SessionContext } from "../session/session.ts";
+import type { GatewayRuntime, SessionLimits } from "../session/types.ts";
 import { SubjectHub } from "../session/subject_hub.ts";
 import { validateBucketName } from "../protocol/subject.ts";
-import { type ConnInfo, type Handler, HttpServer, upgradeWebSocket } from "../transport/mod.ts";
-import {
-  addressKey,
-  type Cidr,
-  clientIp,
-  inCidrs,
-  parseCidr,
-  type ProxyHeader,
-} from "./client_ip.ts";
-import { IpGate, type IpRefusal } from "./ip_gate.ts";
+import { type ConnInfo, type Handler, HttpServer } from "../transport/mod.ts";
+import { addressKey, type Cidr, inCidrs, parseCidr, type ProxyHeader } from "./client_ip.ts";
+import { IpGate } from "./ip_gate.ts";
 import { overBudget } from "../session/backpressure.ts";
 import type { PendingBudget } from "../session/outbound.ts";
 import { ControlPlane, watchNatsStatus } from "./control_plane.ts";
 import { UserSlots } from "./user_slots.ts";
+import { type UpgradeDeps, upgradeSession } from "./upgrade.ts";
 
-/** Everything a gateway can be configured with; see {@link DEFAULT_LIMITS} for limit defaults. */
-export interface GatewayOptions {
-  /** Listen host (default `0.0.0.0`). */
-  hostname?: string;
-  /** Listen port (default 8080; 0 picks a free one). */
-  port?: number;
-  /** WebSocket path (default `/ws`). */
-  wsPath?: string;
-  /** NATS server URLs. Ignored when `nc` is given. */
-  nats?: string[];
-  /** An already connected NATS connection (the gateway does not close it). */
-  nc?: NatsConnection;
-  /** Auth bucket (default `auth`), created when missing. */
-  authBucket?: string;
-  /** A role every authenticated user holds (`--default-role`). */
-  defaultRole?: string;
-  /** A token claim listing role names that apply too, if they exist (`--jwt-roles-claim`). */
-  jwtRolesClaim?: string;
-  /** HS256 secret. */
-  jwtSecret?: string;
-  /** PEM public key (RS256, ES256 or EdDSA). */
-  jwtPublicKey?: string;
-  /** JWKS URL. */
-  jwksUrl?: string;
-  /** Required `iss`. */
-  jwtIssuer?: string;
-  /** Required `aud`. */
-  jwtAudience?: string;
-  /** Accept tokens without `exp` (default false: they are refused). A refresh never removes an
-   * expiry either way. */
-  allowNoExp?: boolean;
-  /** Cookie carrying the token (default `natsgate_token`). */
-  authCookie?: string;
-  /** Allowed Origins; `*` allows any; empty: same origin only (default). */
-  allowedOrigins?: string[];
-  /** Connections per user (default 32). */
-  maxConnsPerUser?: number;
-  /** Session limits (defaults: {@link DEFAULT_LIMITS}). */
-  limits?: Partial<SessionLimits>;
-  /** Gateway id in control events and listings (default: random). */
-  id?: string;
-  /** Logger (default: info, text, stderr). */
-  log?: Logger;
-  /** `kv_sub` support. */
-  kvSubscribe?: (ctx: GatewayRuntime) => SubscriptionFactory;
-  /** `js_sub` support. */
-  jsSubscribe?: (ctx: GatewayRuntime) => SubscriptionFactory;
-  /** TLS (wss://): PEM certificate chain and key files, re-read by `reloadTls()`. */
-  tls?: {
-    certFile: string;
-    keyFile: string;
-  };
-  /** Time for the TLS handshake and the request head, on every listener (default 10 s). */
-  headerTimeoutMs?: number;
-  /** Open sockets on the listener; more are closed at once (default 50 000). */
-  maxConns?: number;
-  /** Open WebSocket connections per client address (default 1 000). */
-  maxConnsPerIp?: number;
-  /** Upgrades per second per client address, burst twice that (default 100). */
-  upgradeRatePerIp?: number;
-  /** Proxies (CIDRs) whose forwarding header names the client (default: none). */
-  trustProxy?: string[];
-  /** The one header the trusted proxies set (default `x-forwarded-for`). */
-  trustProxyHeader?: ProxyHeader;
-  /** Pending outbound bytes of all connections together (default 1 GiB). */
-  maxPendingTotal?: number;
-  /** After the gateway closes a WebSocket, the socket is torn down by then (default 5 s). */
-  closeTimeoutMs?: number;
-  /** Extra HTTP routes tried before 404 (e.g. the console page). */
-  httpHandler?: (
-    req: Request,
-    url: URL,
-  ) => Response | undefined | Promise<Response | undefined>;
-}
-
-/** Default limits of docs/protocol.md section 6. */
-export const DEFAULT_LIMITS: SessionLimits = Object.freeze({
-  maxFrameBytes: 65536,
-  maxSubs: 256,
-  rate: 200,
-  burst: 400,
-  maxLinesPerFrame: 400,
-  maxPendingCmds: 64,
-  maxPendingBytes: 8 * 1024 * 1024,
-  backpressureTimeoutMs: 250,
-  writeDeadlineMs: 5000,
-  maxCmdTimeoutMs: 30000,
-  authTimeoutMs: 5000,
-});
+export { DEFAULT_LIMITS, type GatewayOptions } from "./options.ts";
 
 /** A running gateway. */
 export class Gateway {
@@ -445,16 +346,28 @@ export class Gateway {
         this.log.info("client address penalised for abuse", { ip: s.meta.ip, ms });
       },
     };
-    const closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    const deps: UpgradeDeps = {
+      closing: () => this.#closing,
+      trusted: this.#trusted,
+      proxyHeader: this.#proxyHeader,
+      ipGate: this.#ipGate,
+      metrics: this.#metrics,
+      log: this.log,
+      pending: this.#budget.counter,
+      cookieName,
+      allowedOrigins,
+      verify,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
+      context,
+      opened: (session) => {
+        this.#sessions.add(session);
+        this.#metrics.connection();
+      },
+    };
     return async (req: Request, info: ConnInfo): Promise<Response> => {
       const url = new URL(req.url);
       if (url.pathname === this.#wsPath) {
-        const res = await this.#upgrade(req, url, info, context, {
-          cookieName,
-          allowedOrigins,
-          verify,
-          closeTimeoutMs,
-        });
+        const res = await upgradeSession(req, url, info, deps);
         // A refusal's reason is readable by a page on another origin (no credentials involved).
         if (res.status >= 400) res.headers.set("access-control-allow-origin", "*");
         return res;
@@ -487,114 +400,6 @@ export class Gateway {
     const tls = await _readTls(this.#tlsFiles);
     await this.#server.reloadTls(tls.cert, tls.key);
     this.log.info("TLS certificate reloaded", { cert: this.#tlsFiles.certFile });
-  }
-
-  async #upgrade(
-    req: Request,
-    url: URL,
-    info: ConnInfo,
-    context: SessionContext,
-    cfg: {
-      cookieName: string;
-      allowedOrigins: string[];
-      verify: (t: string) => Promise<VerifiedToken>;
-      closeTimeoutMs: number;
-    },
-  ): Promise<Response> {
-    if (this.#closing) return new Response("shutting down\n", { status: 503 });
-    const peer = info.remoteAddr;
-    const ip = clientIp(peer.hostname, req.headers, this.#trusted, this.#proxyHeader);
-    const key = addressKey(ip);
-    const remote = ip !== peer.hostname
-      ? ip
-      : ip.includes(":")
-      ? `[${ip}]:${peer.port}`
-      : `${ip}:${peer.port}`;
-    // A plain GET asking why an upgrade was refused repeats a refusal already counted and logged.
-    const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
-    const refusedAuth = (
-      reason: AuthFailureReason,
-      msg: string,
-      fields: Record<string, unknown>,
-    ) => {
-      if (upgrade) this.#metrics.authFailed(reason);
-      this.log[upgrade ? "info" : "debug"](msg, { remote, reason, ...fields });
-    };
-    if (!originAllowed(req.headers.get("origin"), cfg.allowedOrigins, req.headers.get("host"))) {
-      refusedAuth("origin", "upgrade refused: origin not allowed", {
-        origin: req.headers.get("origin"),
-      });
-      return new Response("origin not allowed\n", { status: 403 });
-    }
-    // Admission before any token work or per-client state.
-    const refusal = this.#ipGate.admit(key, performance.now());
-    if (refusal !== undefined) return this.#refuse(refusal, remote);
-    let admitted = true;
-    const releaseIp = () => {
-      if (admitted) this.#ipGate.release(key);
-      admitted = false;
-    };
-    try {
-      const token = requestToken(req, url, cfg.cookieName);
-      let verified: VerifiedToken | undefined;
-      if (token !== undefined) {
-        try {
-          verified = await cfg.verify(token);
-        } catch (err) {
-          const message = err instanceof GatewayError ? err.message : "invalid token";
-          refusedAuth(authFailureReason(err), "upgrade refused: bad token", { message });
-          releaseIp();
-          return new Response(`unauthorized: ${message}\n`, { status: 401 });
-        }
-      }
-      // A plain GET is checked like an upgrade before it is told to upgrade, so a browser, whose
-      // WebSocket cannot read the HTTP status, can ask why its upgrade was refused (the SDK does).
-      if (!upgrade) {
-        releaseIp();
-        return new Response("expected a WebSocket upgrade\n", { status: 426 });
-      }
-      // The request is consumed by the upgrade: read what the session needs first.
-      const userAgent = req.headers.get("user-agent") ?? undefined;
-      let up;
-      try {
-        up = upgradeWebSocket(req, {
-          pending: this.#budget.counter,
-          closeTimeoutMs: cfg.closeTimeoutMs,
-          idleTimeoutMs: 60_000,
-        });
-      } catch (err) {
-        releaseIp();
-        return new Response(`bad WebSocket handshake: ${(err as Error).message}\n`, {
-          status: 400,
-        });
-      }
-      const { socket, response } = up;
-      const session = new Session(socket, context, { remote, ip, userAgent });
-      this.#sessions.add(session);
-      this.#metrics.connection();
-      socket.onmessage = (text) => session.receive(text);
-      socket.onbinary = (bytes) => session.receive(bytes);
-      socket.onclose = (code, reason) => {
-        releaseIp();
-        session.socketClosed(code, reason);
-      };
-      session.start(verified);
-      return response;
-    } catch (err) {
-      releaseIp();
-      throw err;
-    }
-  }
-
-  #refuse(refusal: IpRefusal, remote: string): Response {
-    this.#metrics.refused(refusal);
-    this.log.info("upgrade refused", { reason: refusal, remote });
-    const text = refusal === "conns_per_ip"
-      ? "too many connections from this address"
-      : refusal === "upgrade_rate"
-      ? "too many connection attempts from this address"
-      : "refused for a while after abuse from this address";
-    return new Response(`${text}\n`, { status: 429, headers: { "retry-after": "1" } });
   }
 
   /**

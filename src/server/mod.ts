@@ -3,6 +3,10 @@
  * @module */
 
 export * from "./gateway.ts";
+export * from "./options.ts";
+export * from "./upgrade.ts";
+export * from "./control_plane.ts";
+export * from "./user_slots.ts";
 export * from "./client_ip.ts";
 export * from "./ip_gate.ts";
 export * from "./metrics.ts";
