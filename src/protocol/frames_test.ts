@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import {
   capUpdateFrame,
+  capUpdateHead,
+  capUpdateTail,
   cmdReplyFrame,
   coreMsgHead,
   coreMsgTail,
@@ -106,6 +108,15 @@ const TABLE: Array<[string, string, unknown]> = [
         user: "u",
         revoked: ["2"],
       },
+    },
+  ],
+  [
+    "cap_update from a shared head, without roles or user",
+    capUpdateHead({ publish: ["p.1"] }, undefined) + capUpdateTail("s2", undefined, []),
+    {
+      v: 1,
+      op: "cap_update",
+      data: { capabilities: { publish: ["p.1"] }, session: "s2", revoked: [] },
     },
   ],
   ["core msg", coreMsgHead('"chat.1"', json, undefined, false) + coreMsgTail("a"), {
