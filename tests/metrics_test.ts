@@ -21,6 +21,11 @@ async function _scrape(base: string): Promise<string> {
   return await r.text();
 }
 
+/** `natsgate serve` against the stack's NATS with the test secret. */
+function _serveArgs(nats: string, listen: string, ...more: string[]): string[] {
+  return ["serve", "--nats", nats, "--jwt-secret", TEST_SECRET, "--listen", listen, ...more];
+}
+
 function _httpBase(wsUrl: string): string {
   return wsUrl.replace(/^ws/, "http").replace(/\/ws$/, "");
 }
@@ -85,17 +90,7 @@ Deno.test("metrics: a real natsgate serve reports real process figures, auth fai
   stack.nc.subscribe("svc.silent", { callback: () => {} });
   await stack.nc.flush();
   const gw = new NatsgateProcess(
-    [
-      "serve",
-      "--nats",
-      stack.nats.url,
-      "--jwt-secret",
-      TEST_SECRET,
-      "--listen",
-      "127.0.0.1:0",
-      "--log-level",
-      "debug",
-    ],
+    _serveArgs(stack.nats.url, "127.0.0.1:0", "--log-level", "debug"),
     {},
     { limitMs: 60_000 },
   );
@@ -213,15 +208,7 @@ Deno.test("serve: a busy listen port is one clear error, exit 1, no NATS warning
   try {
     const port = (busy.addr as Deno.NetAddr).port;
     const r = await NatsgateProcess.run(
-      [
-        "serve",
-        "--nats",
-        stack.nats.url,
-        "--jwt-secret",
-        TEST_SECRET,
-        "--listen",
-        `127.0.0.1:${port}`,
-      ],
+      _serveArgs(stack.nats.url, `127.0.0.1:${port}`),
       {},
       { limitMs: 60_000 },
     );
