@@ -17,8 +17,19 @@ import {
 import { payloadValue } from "../src/protocol/payload.ts";
 import { headersRecord } from "../src/protocol/headers.ts";
 import { isLiteralSubject, validateStreamName, validateSubject } from "../src/protocol/subject.ts";
-import { CliError, durationArg, positiveIntArg, stdoutIsTty } from "./_common.ts";
-import { confirmAction, type NatsFlags, withNats, withNatsOptions } from "./_nats.ts";
+import {
+  type CliContext,
+  CliError,
+  confirmDestructive,
+  contextOf,
+  durationArg,
+  examples,
+  plural,
+  positiveIntArg,
+  UsageError,
+  yesOption,
+} from "./_common.ts";
+import { type NatsFlags, withNats, withNatsOptions } from "./_nats.ts";
 
 /** One replayed message as printed by `--json`. */
 export interface ReplayRecord {
@@ -84,34 +95,17 @@ function _human(m: JsMsg, withHeaders: boolean, pretty: boolean): string {
   return lines.join("\n");
 }
 
-function _writeAll(bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
-
-function _isTerminal(f: { isTerminal(): boolean }): boolean {
-  try {
-    return f.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
 /** A done/total counter on stderr, shown only on a terminal for more than a screenful. */
 class _Progress {
   #on: boolean;
   #total: number;
   #last = 0;
+  #ctx: CliContext;
 
-  constructor(total: number) {
-    let rows = 24;
-    try {
-      rows = Deno.consoleSize().rows;
-    } catch {
-      // not a terminal
-    }
+  constructor(ctx: CliContext, total: number) {
+    this.#ctx = ctx;
     this.#total = total;
-    this.#on = _isTerminal(Deno.stderr) && total > rows;
+    this.#on = ctx.tty.stderr && total > ctx.rows;
   }
 
   tick(done: number): void {
@@ -119,17 +113,17 @@ class _Progress {
     const now = Date.now();
     if (now - this.#last < 100 && done < this.#total) return;
     this.#last = now;
-    Deno.stderr.writeSync(_encoder.encode(`\r${done}/${this.#total}`));
+    this.#ctx.stderr.write(`\r${done}/${this.#total}`);
   }
 
   end(): void {
-    if (this.#on) Deno.stderr.writeSync(_encoder.encode("\r\x1b[K"));
+    if (this.#on) this.#ctx.stderr.write("\r\x1b[K");
   }
 }
 
 function _startOptions(o: _ReplayOptions): Partial<OrderedConsumerOptions> {
   const given = [o.fromSeq, o.since, o.startTime].filter((v) => v !== undefined).length;
-  if (given > 1) throw new CliError("pass only one of --from-seq, --since and --start-time", 2);
+  if (given > 1) throw new UsageError("pass only one of --from-seq, --since and --start-time");
   const opts: Partial<OrderedConsumerOptions> = {};
   if (o.fromSeq !== undefined) {
     opts.deliver_policy = DeliverPolicy.StartSequence;
@@ -139,7 +133,7 @@ function _startOptions(o: _ReplayOptions): Partial<OrderedConsumerOptions> {
   } else if (o.startTime !== undefined) {
     const t = Date.parse(o.startTime);
     if (!/^\d{4}-\d{2}-\d{2}/.test(o.startTime) || Number.isNaN(t)) {
-      throw new CliError(
+      throw new UsageError(
         `invalid --start-time ${JSON.stringify(o.startTime)}: expected an RFC 3339 time ` +
           "such as 2024-05-01T12:00:00Z",
       );
@@ -154,19 +148,18 @@ function _startOptions(o: _ReplayOptions): Partial<OrderedConsumerOptions> {
 
 function _validate(stream: string, o: _ReplayOptions): void {
   const nameErr = validateStreamName(stream);
-  if (nameErr) throw new CliError(`invalid stream name ${JSON.stringify(stream)}: ${nameErr}`);
-  if (o.json && o.raw) throw new CliError("--json and --raw exclude each other", 2);
+  if (nameErr) throw new UsageError(`invalid stream name ${JSON.stringify(stream)}: ${nameErr}`);
   if (o.filter !== undefined) {
     const err = validateSubject(o.filter);
-    if (err) throw new CliError(`invalid --filter ${JSON.stringify(o.filter)}: ${err}`);
+    if (err) throw new UsageError(`invalid --filter ${JSON.stringify(o.filter)}: ${err}`);
   }
   if (o.to !== undefined) {
     const err = validateSubject(o.to, { wildcards: false }) ??
       (isLiteralSubject(o.to) ? null : "must not contain wildcards");
-    if (err) throw new CliError(`invalid --to ${JSON.stringify(o.to)}: ${err}`);
+    if (err) throw new UsageError(`invalid --to ${JSON.stringify(o.to)}: ${err}`);
   }
   if (o.untilSeq !== undefined && o.fromSeq !== undefined && o.untilSeq < o.fromSeq) {
-    throw new CliError(`--until-seq ${o.untilSeq} is before --from-seq ${o.fromSeq}`);
+    throw new UsageError(`--until-seq ${o.untilSeq} is before --from-seq ${o.fromSeq}`);
   }
 }
 
@@ -182,7 +175,7 @@ async function _streamInfo(nc: NatsConnection, stream: string): Promise<StreamIn
   }
 }
 
-async function _replay(stream: string, o: _ReplayOptions): Promise<void> {
+async function _replay(ctx: CliContext, stream: string, o: _ReplayOptions): Promise<void> {
   _validate(stream, o);
   const opts = _startOptions(o);
   await withNats(o, async (nc) => {
@@ -201,25 +194,25 @@ async function _replay(stream: string, o: _ReplayOptions): Promise<void> {
       const pending = (await consumer.info(true)).num_pending;
       const total = o.count !== undefined ? Math.min(o.count, pending) : pending;
       if (o.to !== undefined) {
-        confirmAction(
+        await confirmDestructive(
+          ctx,
           o.follow
             ? `republish messages of ${stream} to ${o.to} as they arrive?`
-            : `republish up to ${total} message${total === 1 ? "" : "s"} of ${stream} to ${o.to}?`,
-          "republish",
-          o.yes,
+            : `republish up to ${plural(total, "message")} of ${stream} to ${o.to}?`,
+          { yes: o.yes, action: "republish" },
         );
       }
       let done = 0;
-      if (o.follow) console.error(`following ${stream} (Ctrl-C to stop)`);
+      if (o.follow) ctx.note(`following ${stream} (Ctrl-C to stop)`);
       if (o.follow || pending > 0) {
-        done = await _consume(nc, consumer, o, lastSeq, total);
+        done = await _consume(ctx, nc, consumer, o, lastSeq, total);
       }
       if (o.to !== undefined) {
         await nc.flush();
-        if (o.json) console.log(JSON.stringify({ stream, to: o.to, republished: done }));
-        else console.log(`republished ${done} message${done === 1 ? "" : "s"} to ${o.to}`);
+        if (o.json) ctx.print(JSON.stringify({ stream, to: o.to, republished: done }));
+        else ctx.note(`republished ${plural(done, "message")} to ${o.to}`);
       } else if (done === 0 && !o.json && !o.raw) {
-        console.error(`no messages in ${stream} match`);
+        ctx.note(`no messages in ${stream} match`);
       }
     } finally {
       await consumer.delete().catch(() => {});
@@ -228,6 +221,7 @@ async function _replay(stream: string, o: _ReplayOptions): Promise<void> {
 }
 
 async function _consume(
+  ctx: CliContext,
   nc: NatsConnection,
   consumer: Awaited<ReturnType<ReturnType<typeof jetstream>["consumers"]["get"]>>,
   o: _ReplayOptions,
@@ -235,10 +229,9 @@ async function _consume(
   total: number,
 ): Promise<number> {
   const iter = await consumer.consume({ max_messages: 256 });
-  const stop = () => iter.stop();
-  Deno.addSignalListener("SIGINT", stop);
-  const pretty = stdoutIsTty();
-  const progress = new _Progress(o.follow ? 0 : total);
+  const removeStop = ctx.onInterrupt(() => iter.stop());
+  const pretty = ctx.tty.stdout;
+  const progress = new _Progress(ctx, o.follow ? 0 : total);
   let done = 0;
   try {
     for await (const m of iter) {
@@ -247,12 +240,12 @@ async function _consume(
       if (o.to !== undefined) {
         nc.publish(o.to, m.data, m.headers ? { headers: m.headers } : undefined);
       } else if (o.raw) {
-        _writeAll(m.data);
-        _writeAll(_encoder.encode("\n"));
+        ctx.stdout.write(m.data);
+        ctx.stdout.write(_encoder.encode("\n"));
       } else if (o.json) {
-        console.log(JSON.stringify(replayRecord(m, Boolean(o.headers))));
+        ctx.print(JSON.stringify(replayRecord(m, Boolean(o.headers))));
       } else {
-        console.log(_human(m, Boolean(o.headers), pretty));
+        ctx.print(_human(m, Boolean(o.headers), pretty));
       }
       progress.tick(++done);
       if (o.count !== undefined && done >= o.count) break;
@@ -261,7 +254,7 @@ async function _consume(
     }
   } finally {
     progress.end();
-    Deno.removeSignalListener("SIGINT", stop);
+    removeStop();
     iter.stop();
   }
   return done;
@@ -288,10 +281,23 @@ export function replayCommand() {
     .option("--follow", "keep waiting for new messages (Ctrl-C stops)")
     .option("--headers", "include headers")
     .option("--json", "one JSON object per line")
-    .option("--raw", "print only the payload bytes, one message per line")
+    .addOption(
+      new Option("--raw", "print only the payload bytes, one message per line")
+        .conflicts(["json", "headers"]),
+    )
     .option("--to <subject>", "republish the selected messages (with headers) to this subject")
-    .option("-y, --yes", "do not ask before republishing")
-    .action(async (stream, o) => {
-      await _replay(stream, o);
+    .addOption(yesOption())
+    .addHelpText(
+      "after",
+      examples(
+        "natsgate replay ORDERS --since 15m",
+        "natsgate replay ORDERS --from-seq 100 --count 10 --json | jq .payload",
+        "natsgate replay ORDERS --filter 'orders.paid' --follow",
+        "natsgate replay ORDERS --raw > payloads.txt",
+        "natsgate replay ORDERS --filter orders.failed --to orders.retry --yes",
+      ),
+    )
+    .action(async (stream, o, cmd) => {
+      await _replay(contextOf(cmd), stream, o);
     });
 }

@@ -22,6 +22,8 @@ import {
 } from "./_common.ts";
 import { parseCidr } from "../src/server/client_ip.ts";
 import { seedDemo } from "./_dev_seed.ts";
+import { contextOf } from "./_context.ts";
+import { writeDevRecord } from "./_nats_target.ts";
 
 /** Parses a comma separated CIDR list (usage error on a bad block). */
 function cidrListArg(value: string): string[] {
@@ -214,7 +216,7 @@ export function serveCommand() {
     )
     .addOption(new Option("--dev", "development mode: embedded NATS, dev secret, demo user"))
     .action(async (o, cmd) => {
-      const allowNoExp = _flagOn(cmd, "allowNoExp", "--allow-no-exp");
+      const allowNoExp = _flagOn(cmd, "allowNoExp", "--allow-no-exp", contextOf(cmd).env);
       const log = createLogger({
         level: isLogLevel(o.logLevel) ? o.logLevel : "info",
         format: o.logFormat,
@@ -230,6 +232,13 @@ export function serveCommand() {
       let jwtSecret = o.jwtSecret;
       let embedded: NatsServer | undefined;
       let nats = o.nats;
+      if (o.dev && nats && cmd.getOptionValueSource("nats") === "env") {
+        // Dev mode embeds its own NATS; a NATSGATE_NATS exported for other work must not divert it.
+        log.warn("dev mode ignores NATSGATE_NATS; pass --nats to use another NATS", {
+          NATSGATE_NATS: nats.join(","),
+        });
+        nats = undefined;
+      }
       const cleanup: Array<() => Promise<void>> = [];
       try {
         if (o.dev) {
@@ -278,6 +287,19 @@ export function serveCommand() {
           throw new CliError(`cannot connect to NATS at ${nats!.join(",")}: ${err.message}`);
         });
         cleanup.unshift(() => nc.drain().catch(() => {}));
+        if (o.dev) {
+          // Admin commands started next to this one find its NATS here (cli/_nats_target.ts).
+          const creds = o.natsCreds &&
+            (o.natsCreds.startsWith("/") ? o.natsCreds : `${Deno.cwd()}/${o.natsCreds}`);
+          cleanup.push(
+            await writeDevRecord(o.dataDir, {
+              servers: nats,
+              ...(creds ? { creds } : {}),
+              pid: Deno.pid,
+              started: new Date().toISOString(),
+            }),
+          );
+        }
         if (o.dev) await seedDemo(nc, o.authBucket, log);
         const gwOpts: GatewayOptions = {
           hostname,
@@ -397,10 +419,11 @@ function _flagOn(
   cmd: { getOptionValue(key: string): unknown; getOptionValueSource(key: string): unknown },
   key: string,
   flag: string,
+  env: (name: string) => string | undefined,
 ): boolean {
   if (cmd.getOptionValue(key) !== true) return false;
   if (cmd.getOptionValueSource(key) !== "env") return true;
-  const value = (Deno.env.get(envName(flag)) ?? "").trim().toLowerCase();
+  const value = (env(envName(flag)) ?? "").trim().toLowerCase();
   if (value === "1" || value === "true") return true;
   if (value === "" || value === "0" || value === "false") return false;
   throw new CliError(`invalid ${envName(flag)} ${JSON.stringify(value)}: use true or false`, 2);

@@ -15,19 +15,38 @@ import {
   type SessionsListReply,
   type SessionsListRequest,
 } from "../src/nats/control.ts";
-import { CliError, durationArg, positiveIntArg, stdoutIsTty } from "./_common.ts";
+import type { SessionEvent } from "../src/session/types.ts";
+import {
+  CliError,
+  confirmDestructive,
+  contextOf,
+  durationArg,
+  examples,
+  formatTable,
+  paint,
+  plural,
+  positiveIntArg,
+  UsageError,
+  yesOption,
+} from "./_common.ts";
 import { withNats, withNatsOptions } from "./_nats.ts";
 
-/** Whether to colour stdout: a terminal, and NO_COLOR unset. */
-export function useColor(): boolean {
-  let noColor = false;
-  try {
-    noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
-  } catch {
-    // no env permission
-  }
-  return !noColor && stdoutIsTty();
-}
+/** Every event kind a gateway publishes (the record makes the compiler check the list). */
+const _EVENTS: Record<SessionEvent, true> = {
+  connect: true,
+  disconnect: true,
+  auth_refresh: true,
+  sub: true,
+  unsub: true,
+  denied: true,
+  cap_update: true,
+  revoke: true,
+  backpressure: true,
+  limit: true,
+};
+
+/** The event kinds `sessions tail --event` accepts. */
+export const SESSION_EVENTS = Object.keys(_EVENTS) as SessionEvent[];
 
 const _COLORS: Record<string, number> = {
   connect: 32,
@@ -37,10 +56,6 @@ const _COLORS: Record<string, number> = {
   limit: 35,
   backpressure: 35,
 };
-
-function _paint(on: boolean, code: number, text: string): string {
-  return on ? `\x1b[${code}m${text}\x1b[0m` : text;
-}
 
 /** Asks every gateway for its sessions and gathers the answers within `timeoutMs`. */
 export async function listSessions(
@@ -84,11 +99,6 @@ function _isNoAnswer(err: unknown): boolean {
   return false;
 }
 
-function _table(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join("  "));
-}
-
 function _age(since: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(since)) / 1000));
   if (s < 60) return `${s}s`;
@@ -104,8 +114,8 @@ export function formatEvent(e: SessionEventRecord, color: boolean): string {
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
   const parts = [
-    _paint(color, 2, String(time)),
-    _paint(color, _COLORS[event] ?? 36, String(event).padEnd(12)),
+    paint(color, 2, String(time)),
+    paint(color, _COLORS[event] ?? 36, String(event).padEnd(12)),
     `session=${session}`,
     `user=${user ?? "-"}`,
     `gateway=${gateway}`,
@@ -118,7 +128,11 @@ export function formatEvent(e: SessionEventRecord, color: boolean): string {
 /** Builds the `sessions` command group. */
 export function sessionsCommand() {
   const sessions = new Command("sessions")
-    .description("list, tail and kick sessions of every running gateway (through NATS)");
+    .description("list, tail and kick sessions of every running gateway (through NATS)")
+    .addHelpText(
+      "after",
+      examples("natsgate sessions list", "natsgate sessions tail --event denied"),
+    );
 
   sessions.addCommand(
     withNatsOptions(new Command("list"))
@@ -130,41 +144,50 @@ export function sessionsCommand() {
           .argParser(durationArg).default(1000, "1s"),
       )
       .option("--json", "print a JSON array of sessions")
-      .action(async (o) => {
+      .addHelpText(
+        "after",
+        examples(
+          "natsgate sessions list",
+          "natsgate sessions list --user alice --json | jq '.[].id'",
+          "natsgate sessions list | cut -f1        # piped: tab-separated, no header",
+        ),
+      )
+      .action(async (o, cmd) => {
+        const ctx = contextOf(cmd);
         const req: SessionsListRequest = {};
         if (o.user !== undefined) req.user = o.user;
         if (o.gateway !== undefined) req.gateway = o.gateway;
         const { gateways, sessions } = await withNats(o, (nc) => listSessions(nc, req, o.timeout));
         if (o.json) {
-          console.log(JSON.stringify(sessions));
+          ctx.print(JSON.stringify(sessions));
           return;
         }
-        if (sessions.length === 0) {
-          console.log(
-            gateways.length === 0
-              ? "no sessions (no gateway answered)"
-              : `no sessions (${gateways.length} gateway${gateways.length === 1 ? "" : "s"})`,
-          );
-          return;
-        }
-        const rows = [["SESSION", "GATEWAY", "USER", "REMOTE", "SINCE", "SUBS", "IN", "OUT"]];
+        const summary = gateways.length === 0
+          ? "no sessions (no gateway answered)"
+          : sessions.length === 0
+          ? `no sessions (${plural(gateways.length, "gateway")})`
+          : `${plural(sessions.length, "session")} on ${plural(gateways.length, "gateway")}`;
+        const rows = ctx.tty.stdout
+          ? [["SESSION", "GATEWAY", "USER", "REMOTE", "SINCE", "SUBS", "IN", "OUT"]]
+          : [];
         for (const s of sessions) {
           rows.push([
             s.id,
             s.gateway,
             s.user ?? "-",
             s.remote,
-            `${s.since.replace(/\.\d+Z$/, "Z")} (${_age(s.since)})`,
+            ctx.tty.stdout
+              ? `${s.since.replace(/\.\d+Z$/, "Z")} (${_age(s.since)})`
+              : s.since.replace(/\.\d+Z$/, "Z"),
             String(s.subscriptions?.length ?? 0),
             String(s.msgs_in),
             String(s.msgs_out),
           ]);
         }
-        for (const line of _table(rows)) console.log(line);
-        console.log(
-          `${sessions.length} session${sessions.length === 1 ? "" : "s"} on ${gateways.length} ` +
-            `gateway${gateways.length === 1 ? "" : "s"}`,
-        );
+        if (sessions.length > 0) {
+          for (const line of formatTable(rows, ctx.tty.stdout)) ctx.print(line);
+        }
+        ctx.note(summary);
       }),
   );
 
@@ -173,21 +196,32 @@ export function sessionsCommand() {
       .description("print live session events, one per line, until Ctrl-C")
       .option("--user <user>", "only this user's events")
       .option("--gateway <id>", "only this gateway's events")
-      .option("--event <event>", "only this event kind (connect, disconnect, denied, …)")
+      .addOption(
+        new Option("--event <event>", "only this event kind").choices(SESSION_EVENTS),
+      )
       .addOption(
         new Option("--count <n>", "exit after n events").argParser(positiveIntArg),
       )
       .option("--json", "print one JSON object per line")
-      .action(async (o) => {
-        for (const [flag, v] of [["--event", o.event], ["--gateway", o.gateway]] as const) {
-          if (v !== undefined && !/^[^\s.*>]+$/.test(v)) {
-            throw new CliError(`invalid ${flag} ${JSON.stringify(v)}: expected one token`, 2);
-          }
+      .addHelpText(
+        "after",
+        examples(
+          "natsgate sessions tail",
+          "natsgate sessions tail --event denied --user alice",
+          "natsgate sessions tail --json --count 1 --event connect",
+        ),
+      )
+      .action(async (o, cmd) => {
+        const ctx = contextOf(cmd);
+        if (o.gateway !== undefined && !/^[^\s.*>]+$/.test(o.gateway)) {
+          throw new UsageError(
+            `invalid --gateway ${JSON.stringify(o.gateway)}: expected one token`,
+          );
         }
         const subject = o.gateway !== undefined
           ? eventSubject(o.gateway, o.event ?? "*")
           : eventsFilter(o.event);
-        const color = !o.json && useColor();
+        const color = !o.json && ctx.color;
         await withNats(o, async (nc) => {
           const sub = nc.subscribe(subject);
           let interrupted = false;
@@ -195,11 +229,11 @@ export function sessionsCommand() {
             interrupted = true;
             sub.unsubscribe();
           };
-          Deno.addSignalListener("SIGINT", stop);
+          const removeStop = ctx.onInterrupt(stop);
           let n = 0;
           try {
             await nc.flush();
-            console.error(`tailing ${subject} (Ctrl-C to stop)`);
+            ctx.note(`tailing ${subject} (Ctrl-C to stop)`);
             for await (const msg of sub) {
               let e: SessionEventRecord;
               try {
@@ -208,11 +242,11 @@ export function sessionsCommand() {
                 continue;
               }
               if (o.user !== undefined && e.user !== o.user) continue;
-              console.log(o.json ? JSON.stringify(e) : formatEvent(e, color));
+              ctx.print(o.json ? JSON.stringify(e) : formatEvent(e, color));
               if (o.count !== undefined && ++n >= o.count) break;
             }
           } finally {
-            Deno.removeSignalListener("SIGINT", stop);
+            removeStop();
             if (!sub.isClosed()) sub.unsubscribe();
           }
           const complete = o.count !== undefined && n >= o.count;
@@ -233,8 +267,21 @@ export function sessionsCommand() {
           .argParser(durationArg).default(2000, "2s"),
       )
       .option("--json", "print the gateway's answer as JSON")
-      .action(async (session, o) => {
+      .addOption(yesOption())
+      .addHelpText(
+        "after",
+        examples(
+          "natsgate sessions kick 3f2a9c             # asks first on a terminal",
+          "natsgate sessions kick 3f2a9c --reason 'maintenance' --yes",
+        ),
+      )
+      .action(async (session, o, cmd) => {
+        const ctx = contextOf(cmd);
         const req: KickRequest = { session, reason: o.reason };
+        await confirmDestructive(ctx, `close session ${session} (code 4000)?`, {
+          yes: o.yes,
+          action: "kick a session",
+        });
         const reply = await withNats(o, async (nc) => {
           try {
             const msg = await nc.request(SESSIONS_KICK_SUBJECT, JSON.stringify(req), {
@@ -248,8 +295,8 @@ export function sessionsCommand() {
             throw err;
           }
         });
-        if (o.json) console.log(JSON.stringify(reply));
-        else console.log(`kicked session ${reply.session} on gateway ${reply.gateway}`);
+        if (o.json) ctx.print(JSON.stringify(reply));
+        else ctx.print(`kicked session ${reply.session} on gateway ${reply.gateway}`);
       }),
   );
 

@@ -87,7 +87,8 @@ function ok(r: Run): Run {
 /** Asserts a failure: exit code and a single `natsgate: …` line on stderr matching `re`. */
 function fails(r: Run, code: number, re: RegExp): void {
   assert.equal(r.code, code, `expected exit ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
+  // A usage error (2) is followed by the usage line and a --help hint (main.ts).
+  const lines = r.stderr.trim().split("\n").slice(0, code === 2 ? -2 : undefined);
   assert.equal(lines.length, 1, `one stderr line expected: ${r.stderr}`);
   assert.match(lines[0], /^natsgate: /);
   assert.match(lines[0], re);

@@ -1,26 +1,17 @@
-/** `natsgate replay` as a real subprocess against a real nats-server and JetStream stream:
- * start by seq and time, filter, count, follow, JSON encodings and republishing with --to.
+/** `natsgate replay` run in process (tests/_cli.ts) against a real nats-server and JetStream
+ * stream: start by seq and time, filter, count, follow, JSON encodings and republishing with --to.
  * @module */
 
 import assert from "node:assert/strict";
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { NatsServer } from "../src/nats/launcher.ts";
-import { NatsgateProcess, waitFor } from "./_harness.ts";
+import { waitFor } from "./_harness.ts";
+import { type CliProcess, type CliRun, fails, ok, runCli, startCli } from "./_cli.ts";
 
-/** `natsgate` as a subprocess, with its `--json` output parsed. */
-class Proc extends NatsgateProcess {
-  /** Parsed `--json` lines so far. */
-  records(): Array<Record<string, unknown>> {
-    return this.lines().map((l) => JSON.parse(l));
-  }
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** Parsed `--json` lines of a run. */
+const records = (p: { stdout: string }): Array<Record<string, unknown>> =>
+  p.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l));
 
 /** A nats-server with stream ORDERS (orders.>) holding seqs 1..7, shared by the steps. */
 class Fixture {
@@ -48,13 +39,12 @@ class Fixture {
     return { NATSGATE_NATS: this.nats.url };
   }
 
-  run(args: string[]): Promise<Run> {
-    return NatsgateProcess.run(args, this.env);
+  run(args: string[], opts: { tty?: boolean; input?: string } = {}): Promise<CliRun> {
+    return runCli(args, { env: this.env, ...opts });
   }
 
   async records(args: string[]): Promise<Array<Record<string, unknown>>> {
-    const r = ok(await this.run([...args, "--json"]));
-    return r.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l));
+    return records(ok(await this.run([...args, "--json"])));
   }
 
   async stop(): Promise<void> {
@@ -63,23 +53,11 @@ class Fixture {
   }
 }
 
-function ok(r: Run): Run {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
-
-function fails(r: Run, code: number, re: RegExp): void {
-  assert.equal(r.code, code, `expected exit ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-  assert.match(r.stderr, /^natsgate: /);
-  assert.match(r.stderr, re);
-}
-
 const seqs = (recs: Array<Record<string, unknown>>) => recs.map((r) => r.seq);
 
 Deno.test("replay: a JetStream stream from a real nats-server", async (t) => {
   const f = await Fixture.start();
-  const procs: Proc[] = [];
+  const procs: CliProcess[] = [];
   try {
     await t.step("prints every message and stops at the end of the stream", async () => {
       const r = ok(await f.run(["replay", "ORDERS"]));
@@ -163,37 +141,33 @@ Deno.test("replay: a JetStream stream from a real nats-server", async (t) => {
     await t.step("--follow --count N waits for new messages", async () => {
       const info = await (await jetstreamManager(f.nc)).streams.info("ORDERS");
       const next = info.state.last_seq + 1;
-      const p = new Proc(
+      const p = startCli(
         ["replay", "ORDERS", "--follow", "--count", "2", "--json", "--filter", "orders.live.>"],
-        f.env,
+        { env: f.env },
       );
       procs.push(p);
-      await waitFor(() => p.stderr.includes("following ORDERS"), 15000, p.stderr);
+      await p.until((p) => p.stderr.includes("following ORDERS"), "following");
       assert.equal(p.stdout, "", "nothing matches yet");
       const js = jetstream(f.nc);
       await js.publish("orders.other", "{}");
       await js.publish("orders.live.1", JSON.stringify({ live: 1 }));
       await js.publish("orders.live.2", JSON.stringify({ live: 2 }));
-      const status = await p.done;
-      assert.equal(status.code, 0, p.stderr);
-      const recs = p.records();
+      const recs = records(ok(await p.done));
       assert.deepEqual(seqs(recs), [next + 1, next + 2]);
       assert.deepEqual(recs.map((r) => r.payload), [{ live: 1 }, { live: 2 }]);
     });
 
-    await t.step("--follow stops on SIGINT with exit 0", async () => {
-      const p = new Proc(
+    await t.step("--follow stops on Ctrl-C with exit 0", async () => {
+      const p = startCli(
         ["replay", "ORDERS", "--follow", "--json", "--filter", "orders.sig"],
-        f.env,
+        { env: f.env },
       );
       procs.push(p);
-      await waitFor(() => p.stderr.includes("following ORDERS"), 15000, p.stderr);
+      await p.until((p) => p.stderr.includes("following ORDERS"), "following");
       await jetstream(f.nc).publish("orders.sig", JSON.stringify({ sig: 1 }));
-      await waitFor(() => p.stdout.includes('"sig"'), 5000, "the message");
-      p.child.kill("SIGINT");
-      const status = await p.done;
-      assert.equal(status.code, 0, p.stderr);
-      assert.deepEqual(p.records().map((r) => r.payload), [{ sig: 1 }]);
+      await p.until((p) => p.stdout.includes('"sig"'), "the message");
+      p.interrupt();
+      assert.deepEqual(records(ok(await p.done)).map((r) => r.payload), [{ sig: 1 }]);
     });
 
     await t.step("--to republishes with headers, after confirmation", async () => {
@@ -209,8 +183,18 @@ Deno.test("replay: a JetStream stream from a real nats-server", async (t) => {
         1,
         /refusing to republish .*--yes/,
       );
-      await f.nc.flush();
-      assert.equal(got.length, 0, "nothing republished without confirmation");
+      const no = await f.run(
+        ["replay", "ORDERS", "--filter", "orders.paid", "--to", "copy.orders"],
+        { tty: true, input: "no\n" },
+      );
+      assert.equal(no.code, 1);
+      assert.match(no.stderr, /republish up to 2 messages of ORDERS to copy\.orders\? \[y\/N\] /);
+      assert.match(no.stderr, /natsgate: aborted; nothing done\n$/);
+      // Sentinel: published after the refusals, it is the first message the subscriber sees.
+      f.nc.publish("copy.orders", JSON.stringify({ sentinel: 1 }));
+      await waitFor(() => got.length >= 1, 5000, "the sentinel");
+      assert.deepEqual(got.map((m) => m.json()), [{ sentinel: 1 }], "nothing republished unasked");
+      got.length = 0;
       const r = ok(
         await f.run([
           "replay",
@@ -222,34 +206,70 @@ Deno.test("replay: a JetStream stream from a real nats-server", async (t) => {
           "--yes",
         ]),
       );
-      assert.equal(r.stdout, "republished 2 messages to copy.orders\n");
+      assert.equal(r.stdout, "", "the summary goes to stderr");
+      assert.equal(r.stderr, "republished 2 messages to copy.orders\n");
       await waitFor(() => got.length >= 2, 5000, "republished messages");
       assert.deepEqual(got.map((m) => m.json()), [{ n: 2 }, { n: 4 }]);
       assert.equal(got[0].headers?.get("X-N"), "2");
       assert.deepEqual(got[1].headers?.values("X-Multi"), ["a", "b"]);
       sub.unsubscribe();
-      fails(await f.run(["replay", "ORDERS", "--to", "copy.*", "--yes"]), 1, /invalid --to/);
+      fails(await f.run(["replay", "ORDERS", "--to", "copy.*", "--yes"]), 2, /invalid --to/);
+      const yes = ok(
+        await f.run([
+          "replay",
+          "ORDERS",
+          "--from-seq",
+          "7",
+          "--count",
+          "1",
+          "--to",
+          "copy.orders",
+          "--json",
+        ], {
+          tty: true,
+          input: "y\n",
+        }),
+      );
+      assert.deepEqual(JSON.parse(yes.stdout), {
+        stream: "ORDERS",
+        to: "copy.orders",
+        republished: 1,
+      });
     });
 
-    await t.step("bad input: unknown stream, invalid start", async () => {
-      fails(await f.run(["replay", "NOPE"]), 1, /no stream named NOPE/);
-      fails(await f.run(["replay", "ORDERS", "--from-seq", "999"]), 1, /past the end/);
-      fails(await f.run(["replay", "ORDERS", "--start-time", "yesterday"]), 1, /--start-time/);
-      const zero = await f.run(["replay", "ORDERS", "--from-seq", "0"]);
-      assert.notEqual(zero.code, 0);
-      assert.match(zero.stderr, /positive integer/);
-      fails(
-        await f.run(["replay", "ORDERS", "--from-seq", "1", "--since", "1h"]),
-        2,
-        /only one of/,
-      );
-      fails(await f.run(["replay", "ORDERS", "--filter", "a..b"]), 1, /invalid --filter/);
-      fails(await f.run(["replay", "BAD.NAME"]), 1, /invalid stream name/);
-      fails(await f.run(["replay", "ORDERS", "--json", "--raw"]), 2, /exclude each other/);
-    });
+    await t.step(
+      "bad input: unknown stream (1); usage errors (2) with the usage line",
+      async () => {
+        fails(await f.run(["replay", "NOPE"]), 1, /no stream named NOPE/);
+        fails(await f.run(["replay", "ORDERS", "--from-seq", "999"]), 1, /past the end/);
+        fails(await f.run(["replay", "ORDERS", "--start-time", "yesterday"]), 2, /--start-time/);
+        // One message for every bad count, whatever the bad value.
+        for (const [flag, value] of [["--from-seq", "0"], ["--from-seq", "-3"], ["--count", "0"]]) {
+          fails(
+            await f.run(["replay", "ORDERS", flag, value]),
+            2,
+            new RegExp(`'${value}' is invalid\\. expected an integer of 1 or more$`),
+          );
+        }
+        fails(
+          await f.run(["replay", "ORDERS", "--from-seq", "1", "--since", "1h"]),
+          2,
+          /only one of/,
+        );
+        fails(await f.run(["replay", "ORDERS", "--filter", "a..b"]), 2, /invalid --filter/);
+        fails(await f.run(["replay", "BAD.NAME"]), 2, /invalid stream name/);
+        fails(await f.run(["replay", "ORDERS", "--json", "--raw"]), 2, /cannot be used with/);
+        fails(
+          await f.run(["replay", "ORDERS", "--raw", "--headers"]),
+          2,
+          /'--raw' cannot be used with option '--headers'/,
+        );
+        fails(await f.run(["replay"]), 2, /missing required argument 'stream'/);
+      },
+    );
   } finally {
     for (const p of procs) {
-      p.kill();
+      p.interrupt();
       await p.done;
     }
     await f.stop();

@@ -1,39 +1,15 @@
-/** `natsgate token` as a real subprocess: the minted JWT is accepted by a real gateway,
- * carries the requested claims, and warns unless it uses the dev secret.
+/** `natsgate token` in process (tests/_cli.ts), and once as the real binary: the minted JWT is
+ * accepted by a real gateway, carries the requested claims, and warns unless it uses the dev secret.
  * @module */
 
 import assert from "node:assert/strict";
 import { decodeJwt, jwtVerify } from "jose";
-import { Stack, TEST_SECRET } from "./_harness.ts";
+import { NatsgateProcess, Stack, TEST_SECRET } from "./_harness.ts";
+import { fails, ok, runCli } from "./_cli.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `natsgate <args>` to completion (stdin closed, not a terminal). */
-async function cli(
-  args: string[],
-  opts: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}main.ts`, ...args],
-    cwd: opts.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...opts.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function ok(r: Run): Run {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
+/** In process, with the environment given (nothing inherited). */
+function cli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}) {
+  return runCli(args, opts);
 }
 
 const key = (s: string) => new TextEncoder().encode(s);
@@ -73,8 +49,7 @@ Deno.test("token: --dev reads ./.natsgate/jwt-secret and does not warn", async (
   const dir = await Deno.makeTempDir({ prefix: "natsgate-token-test-" });
   try {
     const missing = await cli(["token", "carol", "--dev"], { cwd: dir });
-    assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^natsgate: no dev secret at \.natsgate\/jwt-secret/);
+    fails(missing, 1, /^natsgate: no dev secret at \.natsgate\/jwt-secret/);
     await Deno.mkdir(`${dir}/.natsgate`);
     const secret = "dev-secret-".padEnd(64, "x");
     await Deno.writeTextFile(`${dir}/.natsgate/jwt-secret`, secret + "\n");
@@ -89,13 +64,34 @@ Deno.test("token: --dev reads ./.natsgate/jwt-secret and does not warn", async (
 });
 
 Deno.test("token: bad input fails with one line", async () => {
-  const none = await cli(["token", "dan"], { env: { NATSGATE_JWT_SECRET: "" } });
-  assert.equal(none.code, 2);
-  assert.match(none.stderr, /^natsgate: no secret/);
+  fails(await cli(["token", "dan"], { env: { NATSGATE_JWT_SECRET: "" } }), 2, /no secret/);
   const ttl = await cli(["token", "dan", "--ttl", "soon", "--jwt-secret", TEST_SECRET]);
-  assert.notEqual(ttl.code, 0);
-  assert.match(ttl.stderr, /invalid duration/);
+  fails(ttl, 2, /invalid duration/);
   assert.equal(ttl.stdout, "");
+  fails(await cli(["token", "dan", "--ttl", "0", "--jwt-secret", TEST_SECRET]), 2, /--ttl/);
+  fails(
+    await cli(["token", "dan", "--dev", "--jwt-secret", "x"]),
+    2,
+    /cannot be used with .*--dev/,
+  );
+  fails(
+    await cli(["token", "dan", "--dev"], { env: { NATSGATE_JWT_SECRET: "x" } }),
+    2,
+    /NATSGATE_JWT_SECRET/,
+  );
   const r = ok(await cli(["token", "x.y *", "--jwt-secret", TEST_SECRET]));
   assert.equal(decodeJwt(r.stdout.trim()).sub, "x.y *", "the user id is data, passed as is");
+});
+
+Deno.test("token and version: the real binary (deno run main.ts) end to end", async () => {
+  const r = await NatsgateProcess.run(["token", "erin", "--json"], {
+    NATSGATE_JWT_SECRET: TEST_SECRET,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const { payload } = await jwtVerify(JSON.parse(r.stdout).token, key(TEST_SECRET));
+  assert.equal(payload.sub, "erin");
+  assert.match(r.stderr, /^warning: /);
+  const usage = await NatsgateProcess.run(["token"]);
+  assert.equal(usage.code, 2, "the process exit code is main's");
+  assert.match(usage.stderr, /^natsgate: missing required argument 'user'\nusage: natsgate token /);
 });
