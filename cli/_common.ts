@@ -4,7 +4,7 @@
 
 import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { parseDuration } from "../src/auth/mint.ts";
-import { CliContext } from "./_context.ts";
+import type { CliContext } from "./_context.ts";
 
 export { bindContext, CliContext, contextOf } from "./_context.ts";
 export type { CliContextInit, CliTty, CliWriter } from "./_context.ts";
