@@ -16,6 +16,7 @@ import {
   durationArg,
   envName,
   envOption,
+  examples,
   intArg,
   listArg,
   positiveIntArg,
@@ -65,6 +66,14 @@ async function _devSecret(dir: string): Promise<string> {
 export function serveCommand() {
   return new Command("serve")
     .description("run the WebSocket gateway")
+    .addHelpText(
+      "after",
+      examples(
+        "natsgate serve --dev                 # embedded NATS, dev secret, demo user",
+        'natsgate serve --nats nats://n1:4222,nats://n2:4222 --jwt-secret "$SECRET"',
+        "NATSGATE_JWKS_URL=https://id.example/jwks.json natsgate serve --nats-creds gw.creds",
+      ),
+    )
     .addOption(envOption("--listen <host:port>", "listen address").default("0.0.0.0:8080"))
     .addOption(envOption("--ws-path <path>", "WebSocket path").default("/ws"))
     .addOption(

@@ -125,12 +125,21 @@ Deno.test("serve: env vars configure it, flags win; SIGTERM drains, then 1001 an
 Deno.test("serve --dev: embedded NATS, demo user, printed token; state kept across runs", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const p = new Proc(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", `${dir}/state`]);
+    // NATSGATE_NATS exported for admin commands must not divert the dev gateway: it is ignored.
+    const p = new Proc(
+      ["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", `${dir}/state`],
+      { NATSGATE_NATS: "nats://127.0.0.1:1" },
+    );
     let token: string;
     try {
       const m = await p.waitFor(/token \(user demo, 24h\): (\S+)/, 30000);
       token = m[1];
       const url = await p.wsUrl();
+      assert.match(p.stderr, /dev mode ignores NATSGATE_NATS/);
+      // Admin commands find the embedded NATS through the record serve --dev wrote.
+      const embedded = (await p.waitFor(/embedded nats-server started .*url=(\S+)/))[1];
+      const record = JSON.parse(await Deno.readTextFile(`${dir}/state/nats.json`));
+      assert.deepEqual(record.servers, [embedded.replace(/^"|"$/g, "")]);
       const c = await TestClient.connect(url, { query: token });
       const cu = await c.next((e) => e.op === "cap_update");
       assert.equal(cu.data.user, "demo");
@@ -143,6 +152,7 @@ Deno.test("serve --dev: embedded NATS, demo user, printed token; state kept acro
     } finally {
       assert.equal((await p.stop()).code, 0);
     }
+    await assert.rejects(Deno.stat(`${dir}/state/nats.json`), "the record goes with the gateway");
     const secret = await Deno.readTextFile(`${dir}/state/jwt-secret`);
     assert.ok(secret.trim().length >= 32);
     assert.equal(
