@@ -8,34 +8,18 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm } from "@nats-io/kv";
 import { NatsServer } from "../src/nats/launcher.ts";
 import { userKey } from "../src/auth/user_key.ts";
+import { type CliRun, fails, ok, runCli } from "./_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `natsgate <args>` to completion. */
-async function cli(
-  args: string[],
-  opts: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...opts.env },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  if (opts.stdin !== undefined) await writer.write(new TextEncoder().encode(opts.stdin));
-  await writer.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Options of {@link Fixture.run}. */
+interface RunOpts {
+  /** Extra environment (the command sees only this and NATSGATE_NATS). */
+  env?: Record<string, string>;
+  /** stdin text (answers to prompts, `-` sources). */
+  stdin?: string;
+  /** A fake terminal on stdin, stdout and stderr. */
+  tty?: boolean;
 }
 
 /** The test's view of the bucket, to check what the CLI wrote (or did not). */
@@ -53,8 +37,13 @@ class Fixture {
     return { NATSGATE_NATS: this.nats.url };
   }
 
-  run(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
-    return cli(args, { ...opts, env: { ...this.env, ...opts.env } });
+  /** Runs `natsgate <args>` in process against this server. */
+  run(args: string[], opts: RunOpts = {}): Promise<CliRun> {
+    return runCli(args, {
+      env: { ...this.env, ...opts.env },
+      ...(opts.stdin === undefined ? {} : { input: opts.stdin }),
+      tty: opts.tty ?? false,
+    });
   }
 
   /** The stored document of `user`, or null. */
@@ -79,20 +68,9 @@ async function bucketNames(nc: NatsConnection): Promise<string[]> {
   return names;
 }
 
-function ok(r: Run): Run {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
-
-/** Asserts a failure: exit code and a single `natsgate: …` line on stderr matching `re`. */
-function fails(r: Run, code: number, re: RegExp): void {
-  assert.equal(r.code, code, `expected exit ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  // A usage error (2) is followed by the usage line and a --help hint (main.ts).
-  const lines = r.stderr.trim().split("\n").slice(0, code === 2 ? -2 : undefined);
-  assert.equal(lines.length, 1, `one stderr line expected: ${r.stderr}`);
-  assert.match(lines[0], /^natsgate: /);
-  assert.match(lines[0], re);
-}
+/** `text` in ANSI green / red, as the CLI colours it on a terminal. */
+const green = (text: string) => `\x1b[32m${text}\x1b[0m`;
+const red = (text: string) => `\x1b[31m${text}\x1b[0m`;
 
 /** Writes an executable editor script into `dir`. */
 async function editorScript(dir: string, name: string, body: string): Promise<string> {
@@ -436,9 +414,6 @@ Deno.test("caps: every subcommand against a real nats-server", async (t) => {
         const never = /^natsgate: auth bucket auht does not exist \(from --auth-bucket\)$/;
         fails(await f.run(["caps", "revoke", "zed", "--subject", "z", ...typo]), 1, never);
         fails(await f.run(["caps", "delete", "zed", "--yes", ...typo]), 1, never);
-        const unknown = await f.run(["caps", "revoke", "zed", "--subject", "z", "--create"]);
-        assert.notEqual(unknown.code, 0, "revoke has no --create");
-        assert.match(unknown.stderr, /unknown option '--create'/);
         assert.ok(!(await bucketNames(f.nc)).includes("auht"), "no bucket auht");
 
         const made = ok(await f.run(["caps", "set", "zed", "--json", "{}", "--create", ...typo]));
@@ -627,7 +602,7 @@ else printf '// a comment line\\n{"subjects": ["k.>", "kim.*"]}' > "$1"; fi`,
       const editor = await editorScript(
         dir,
         "race.sh",
-        `"${Deno.execPath()}" run -A "${ROOT}main.ts" caps set max --json '{"subjects":["theirs.>"]}' 2>/dev/null
+        `"${Deno.execPath()}" run -A "${ROOT}main.ts" caps set max --nats ${f.nats.url} --json '{"subjects":["theirs.>"]}' 2>/dev/null
 echo '{"subjects": ["mine.>"]}' > "$1"`,
       );
       const r = await f.run(["caps", "edit", "max"], { env: { EDITOR: editor } });
@@ -652,8 +627,107 @@ echo '{"subjects": ["mine.>"]}' > "$1"`,
       assert.deepEqual(await f.doc("newbie"), { commands: ["n.x"] });
     });
 
+    await t.step("delete on a terminal asks: n keeps, y deletes", async () => {
+      ok(await f.run(["caps", "set", "olga", "--json", '{"subjects":["o.>"]}']));
+      const no = await f.run(["caps", "delete", "olga"], { tty: true, stdin: "n\n" });
+      assert.match(no.stderr, /delete the capabilities of olga\? \[y\/N\]/);
+      assert.match(no.stderr, /natsgate: aborted; nothing done/);
+      assert.equal(no.code, 1);
+      assert.deepEqual(await f.doc("olga"), { subjects: ["o.>"] });
+      const empty = await f.run(["caps", "delete", "olga"], { tty: true, stdin: "" });
+      assert.equal(empty.code, 1, "end of input is a no");
+      assert.deepEqual(await f.doc("olga"), { subjects: ["o.>"] });
+      const yes = ok(await f.run(["caps", "delete", "olga"], { tty: true, stdin: "y\n" }));
+      assert.match(yes.stderr, /deleted capabilities of olga/);
+      assert.equal(await f.doc("olga"), null);
+    });
+
+    await t.step("seed --replace on a terminal asks after the plan: n writes nothing", async () => {
+      const bucket = ["--auth-bucket", "seedtty", "--create"];
+      const seedA = `${tmp}/seed-a.json`;
+      await Deno.writeTextFile(seedA, JSON.stringify({ p1: { subjects: ["p1"] }, p2: {}, p3: {} }));
+      ok(await f.run(["caps", "seed", seedA, ...bucket]));
+      const kv = await new Kvm(f.nc).open("seedtty");
+      const seedB = `${tmp}/seed-b.json`;
+      await Deno.writeTextFile(seedB, JSON.stringify({ p1: { subjects: ["p1", "x"] }, p4: {} }));
+      const before = (await kv.status()).values;
+
+      const no = await f.run(["caps", "seed", seedB, "--replace", ...bucket], {
+        tty: true,
+        stdin: "n\n",
+      });
+      assert.equal(no.code, 1, no.stderr);
+      const plan = no.stdout.split("\n");
+      assert.ok(
+        plan.includes(red("- p2")),
+        `the plan, coloured, before the question: ${no.stdout}`,
+      );
+      assert.ok(plan.includes(`    ${green("+ subjects x")}`), no.stdout);
+      assert.match(no.stderr, /remove 2 users \(p2, p3\) from bucket seedtty\? \[y\/N\]/);
+      assert.match(no.stderr, /natsgate: aborted; nothing done/);
+      assert.equal((await kv.status()).values, before, "nothing written, not even additions");
+      assert.equal(await kv.get(userKey("p4")), null);
+      assert.deepEqual((await kv.get(userKey("p1")))!.json(), { subjects: ["p1"] });
+
+      const yes = ok(
+        await f.run(["caps", "seed", seedB, "--replace", ...bucket], { tty: true, stdin: "yes\n" }),
+      );
+      assert.match(yes.stderr, /seeded: 1 added, 1 changed, 2 removed, 0 unchanged/);
+      assert.equal((await kv.get(userKey("p2")))?.operation, "DEL");
+      assert.deepEqual((await kv.get(userKey("p4")))!.json(), {});
+      // Nothing left to remove: no question, even without a terminal.
+      ok(await f.run(["caps", "seed", seedB, "--replace", ...bucket]));
+    });
+
+    await t.step(
+      "on a terminal: aligned tables with a header, colour; piped: neither",
+      async () => {
+        ok(await f.run(["caps", "set", "tina", "--json", '{"subjects":["t.1"]}']));
+        ok(await f.run(["caps", "grant", "tina", "--publish", "t.2", "--subject", "t.3"]));
+        const list = ok(await f.run(["caps", "list"], { tty: true }));
+        assert.match(list.stdout, /^USER +REV +CAPABILITIES$/m);
+        assert.match(list.stdout, /^tina +\d+ +subjects 2, publish 1/m);
+        assert.ok(!list.stdout.includes("\t"), "aligned with spaces");
+        const hist = ok(await f.run(["caps", "history", "tina"], { tty: true }));
+        const lines = hist.stdout.trimEnd().split("\n");
+        assert.match(lines[0], /^REV +TIME +OP +BY +CHANGES$/);
+        const head = /^\d+ +\S+Z +PUT +\S+ +/;
+        assert.match(lines[1], head);
+        assert.equal(lines[1].replace(head, ""), green("+ subjects t.1"));
+        assert.match(lines[2], head);
+        assert.equal(lines[2].replace(head, ""), green("+ publish t.2"));
+        assert.match(lines[3], /^ {10,}\S/, "one revision, two changes: blank leading cells");
+        assert.equal(lines[3].trimStart(), green("+ subjects t.3"));
+        const plain = ok(
+          await f.run(["caps", "history", "tina"], { tty: true, env: { NO_COLOR: "1" } }),
+        );
+        assert.ok(!plain.stdout.includes("\x1b["), "NO_COLOR");
+        const piped = ok(await f.run(["caps", "history", "tina"]));
+        assert.ok(!piped.stdout.includes("\x1b["), "no colour when piped");
+        const check = ok(await f.run(["caps", "check", "tina", "sub", "t.1"], { tty: true }));
+        assert.ok(check.stdout.startsWith(`${green("allow")}: tina may sub t.1`), check.stdout);
+      },
+    );
+
+    await t.step("every subcommand's --help has examples; usage errors exit 2", async () => {
+      const subs = ["get", "set", "edit", "grant", "revoke", "list", "delete", "history", "seed"];
+      for (const sub of [...subs, "check"]) {
+        const r = ok(await f.run(["caps", sub, "--help"]));
+        assert.match(r.stdout, /\nExamples:\n/, sub);
+        assert.ok(r.stdout.includes(`$ natsgate caps ${sub} `), `${sub}: ${r.stdout}`);
+      }
+      fails(await f.run(["caps", "grant", "frank"]), 2, /nothing to grant/);
+      fails(await f.run(["caps", "set", "erin"]), 2, /exactly one of/);
+      fails(await f.run(["caps", "revoke", "zed", "--subject", "z", "--create"]), 2, /--create/);
+      fails(
+        await f.run(["caps", "list", "--auth-bucket", "bad bucket"]),
+        2,
+        /invalid --auth-bucket/,
+      );
+    });
+
     await t.step("connection failures are one line", async () => {
-      const r = await cli(["caps", "get", "x", "--nats", "nats://127.0.0.1:1"]);
+      const r = await runCli(["caps", "get", "x", "--nats", "nats://127.0.0.1:1"]);
       fails(r, 1, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
     });
   } finally {

@@ -4,9 +4,8 @@
 
 import { Command } from "@commander-js/extra-typings";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { envOption } from "../_common.ts";
+import { type CliContext, envOption, examples } from "../_common.ts";
 import { type NatsFlags, withNatsOptions } from "../_nats.ts";
-import { type Ctx, examples } from "./_io.ts";
 import { actorName, AuthBucket, type BucketRef } from "./_kv.ts";
 
 /** The flags every `caps` subcommand has. */
@@ -42,7 +41,7 @@ export function capsSubcommand(name: string, lines: readonly string[]) {
  */
 export async function openBucket(
   nc: NatsConnection,
-  ctx: Ctx,
+  ctx: CliContext,
   o: BucketFlags,
   cmd: SourceHolder,
   mode: "read" | "write" | "existing",

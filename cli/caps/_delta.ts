@@ -3,7 +3,7 @@
  * @module */
 
 import type { Capabilities } from "../../src/auth/capabilities.ts";
-import { CliError } from "../_common.ts";
+import { UsageError } from "../_common.ts";
 
 /** What grant or revoke adds or removes. */
 export interface Delta {
@@ -31,7 +31,7 @@ export function pairs(values: string[], flag: string): Record<string, string[]> 
     const i = v.indexOf("=");
     const name = i < 0 ? v : v.slice(0, i);
     const pattern = i < 0 ? ">" : v.slice(i + 1);
-    if (!name) throw new CliError(`invalid ${flag} ${JSON.stringify(v)}: expected NAME=PATTERN`, 2);
+    if (!name) throw new UsageError(`invalid ${flag} ${JSON.stringify(v)}: expected NAME=PATTERN`);
     (out[name] ??= []).push(pattern);
   }
   return out;

@@ -8,7 +8,7 @@ import {
   type ParseOptions,
   summarizeCapabilities,
 } from "../../src/auth/capabilities.ts";
-import { CliError } from "../_common.ts";
+import { CliError, UsageError } from "../_common.ts";
 import { message } from "./_kv.ts";
 
 /** The stored form of a validated document. */
@@ -104,11 +104,11 @@ export async function readSource(
   const given = [o.json !== undefined, o.file !== undefined, source !== undefined]
     .filter(Boolean).length;
   if (given !== 1) {
-    throw new CliError("pass exactly one of --json <document>, --file <path> or - (stdin)", 2);
+    throw new UsageError("pass exactly one of --json <document>, --file <path> or - (stdin)");
   }
   if (o.json !== undefined) return o.json;
   if (source !== undefined && source !== "-") {
-    throw new CliError(`unexpected argument ${JSON.stringify(source)}: use - to read stdin`, 2);
+    throw new UsageError(`unexpected argument ${JSON.stringify(source)}: use - to read stdin`);
   }
   const path = o.file ?? "-";
   try {

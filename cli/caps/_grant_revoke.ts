@@ -4,12 +4,11 @@
 
 import { Option } from "@commander-js/extra-typings";
 import type { Capabilities } from "../../src/auth/capabilities.ts";
-import { CliError } from "../_common.ts";
+import { type CliContext, CliError, paint, UsageError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
 import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
 import { applyDelta, collect, type Delta, deltaDoc, deltaLines, pairs } from "./_delta.ts";
 import { parseStored, serialize, validateValue } from "./_doc.ts";
-import { type Ctx, paint } from "./_io.ts";
 import { CAS_ATTEMPTS, concurrent, isCasConflict, MissingUserError } from "./_kv.ts";
 import { roleTarget, userTarget } from "./_target.ts";
 
@@ -23,7 +22,7 @@ interface _Flags extends BucketFlags {
 
 /** Grant or revoke `d` for `user` (or for the role `o.role`), printing what really changed. */
 export async function grantOrRevoke(
-  ctx: Ctx,
+  ctx: CliContext,
   cmd: SourceHolder,
   o: _Flags,
   user: string | undefined,
@@ -40,9 +39,8 @@ export async function grantOrRevoke(
       : new CliError(`${target.missing}${hint ? `; ${hint}` : ""}`);
   const who = target.kind === "user" ? target.name : target.label;
   if (deltaLines(d).length === 0) {
-    throw new CliError(
+    throw new UsageError(
       `nothing to ${mode}: pass --subject, --publish, --command, --bucket or --stream`,
-      2,
     );
   }
   validateValue(deltaDoc(d), `${mode}`);

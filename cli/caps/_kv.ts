@@ -16,7 +16,7 @@ import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import { userFromKey, userKey } from "../../src/auth/user_key.ts";
 import { roleFromKey } from "../../src/auth/roles.ts";
 import { validateBucketName } from "../../src/protocol/subject.ts";
-import { CliError } from "../_common.ts";
+import { CliError, UsageError } from "../_common.ts";
 import type { DocTarget } from "./_target.ts";
 
 /** A user id, or a {@link DocTarget} naming a user's or a role's document. */
@@ -173,7 +173,7 @@ export class AuthBucket {
   static async exists(nc: NatsConnection, name: string): Promise<boolean> {
     const bucketErr = validateBucketName(name);
     if (bucketErr) {
-      throw new CliError(`invalid --auth-bucket ${JSON.stringify(name)}: ${bucketErr}`, 2);
+      throw new UsageError(`invalid --auth-bucket ${JSON.stringify(name)}: ${bucketErr}`);
     }
     try {
       await (await jetstreamManager(nc)).streams.info(`KV_${name}`);

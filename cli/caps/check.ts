@@ -17,10 +17,9 @@ import {
   validateStreamName,
   validateSubject,
 } from "../../src/protocol/subject.ts";
-import { CliError } from "../_common.ts";
+import { CliError, contextOf, paint, UsageError } from "../_common.ts";
 import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
-import { contextOf, paint } from "./_io.ts";
 import { type Explained, explainUser, parseClaims } from "./_effective.ts";
 
 /** Exit code of `caps check` when the operation is denied. */
@@ -55,16 +54,16 @@ export function checkCommand() {
       const ctx = contextOf(cmd);
       const claims = parseClaims(o.claims);
       if (!(CHECK_OPS as readonly string[]).includes(op)) {
-        throw new CliError(`unknown op ${JSON.stringify(op)}: use ${CHECK_OPS.join(", ")}`, 2);
+        throw new UsageError(`unknown op ${JSON.stringify(op)}: use ${CHECK_OPS.join(", ")}`);
       }
       if (o.pattern !== undefined && op !== "kv_sub") {
-        throw new CliError("--pattern only applies to kv_sub", 2);
+        throw new UsageError("--pattern only applies to kv_sub");
       }
       if (o.filter !== undefined && op !== "js_sub") {
-        throw new CliError("--filter only applies to js_sub", 2);
+        throw new UsageError("--filter only applies to js_sub");
       }
       const invalid = validateTarget(op, target, o.pattern, o.filter);
-      if (invalid) throw new CliError(invalid, 2);
+      if (invalid) throw new UsageError(invalid);
       let explained: Explained | undefined;
       let decision = await withNats(o, async (nc): Promise<Decision> => {
         const bucket = await openBucket(nc, ctx, o, cmd, "read");

@@ -4,7 +4,7 @@
 
 import { withNats } from "../_nats.ts";
 import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
-import { confirmDestructive, contextOf, type Ctx } from "./_io.ts";
+import { type CliContext, confirmDestructive, contextOf, yesOption } from "../_common.ts";
 import { concurrent, isCasConflict, type Who } from "./_kv.ts";
 
 /** Builds `caps delete`. */
@@ -15,7 +15,7 @@ export function deleteCommand() {
   ])
     .description("delete a user's capabilities (asks first on a terminal; --yes in scripts)")
     .argument("<user>", "user id")
-    .option("-y, --yes", "do not ask for confirmation (required when stdin is no terminal)")
+    .addOption(yesOption())
     .action(async (user, o, cmd) => {
       await deleteDocument(contextOf(cmd), cmd, o, user, `capabilities of ${user}`);
     });
@@ -26,7 +26,7 @@ export function deleteCommand() {
  * confirmation; `what` names it in the question and the result (`capabilities of bob`).
  */
 export async function deleteDocument(
-  ctx: Ctx,
+  ctx: CliContext,
   cmd: SourceHolder,
   o: BucketFlags & { yes?: boolean },
   who: Who,

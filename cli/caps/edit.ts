@@ -3,11 +3,10 @@
  * @module */
 
 import { parseCapabilitiesJson } from "../../src/auth/capabilities.ts";
-import { CliError } from "../_common.ts";
+import { type CliContext, CliError, contextOf } from "../_common.ts";
 import { withNats } from "../_nats.ts";
 import { type BucketFlags, capsSubcommand, openBucket, type SourceHolder } from "./_command.ts";
 import { canonical, pretty, serialize, tryParse } from "./_doc.ts";
-import { contextOf, type Ctx } from "./_io.ts";
 import { type DocTarget, userTarget } from "./_target.ts";
 import { concurrent, isCasConflict, message, MissingUserError } from "./_kv.ts";
 
@@ -36,7 +35,7 @@ function _stripComments(text: string): string {
   return lines.slice(i).join("\n");
 }
 
-async function _runEditor(ctx: Ctx, path: string): Promise<number> {
+async function _runEditor(ctx: CliContext, path: string): Promise<number> {
   const editor = ctx.env("VISUAL") || ctx.env("EDITOR") || "vi";
   const stdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" } as const;
   const cmd = Deno.build.os === "windows"
@@ -51,7 +50,7 @@ async function _runEditor(ctx: Ctx, path: string): Promise<number> {
 
 /** Edits a user's or a role's document in `$EDITOR` (see the module doc). */
 export async function editDocument(
-  ctx: Ctx,
+  ctx: CliContext,
   cmd: SourceHolder,
   o: BucketFlags & { create?: boolean },
   target: DocTarget,

@@ -4,7 +4,7 @@
 import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { compact, parseStored, pretty } from "./_doc.ts";
-import { contextOf } from "./_io.ts";
+import { contextOf } from "../_common.ts";
 
 /** Builds `caps get`. */
 export function getCommand() {

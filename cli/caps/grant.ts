@@ -1,7 +1,7 @@
 /** `natsgate caps grant USER --subject P ...`: add patterns to a user's capabilities.
  * @module */
 
-import { contextOf } from "./_io.ts";
+import { contextOf } from "../_common.ts";
 import { deltaOf, grantOrRevoke, grantRevokeBase } from "./_grant_revoke.ts";
 
 /** Builds `caps grant`. */

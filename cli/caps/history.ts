@@ -6,7 +6,7 @@ import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { changesJson, diffCapabilities, formatChange } from "./_diff.ts";
 import { parseStored, tryParse } from "./_doc.ts";
-import { contextOf, type Ctx, formatTable, paint } from "./_io.ts";
+import { type CliContext, contextOf, formatTable, paint } from "../_common.ts";
 import type { ParseOptions } from "../../src/auth/capabilities.ts";
 import { MissingUserError, type Revision } from "./_kv.ts";
 
@@ -38,7 +38,7 @@ export function historyCommand() {
  * array with `json`. `parse` says how a revision's document is validated (a role's: `kind: role`).
  */
 export function printHistory(
-  ctx: Ctx,
+  ctx: CliContext,
   revisions: readonly Revision[],
   json: boolean,
   parse: ParseOptions = {},

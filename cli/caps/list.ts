@@ -6,7 +6,7 @@ import { userKey } from "../../src/auth/user_key.ts";
 import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { parseStored, summary, tryParse } from "./_doc.ts";
-import { contextOf, formatTable, paint, plural } from "./_io.ts";
+import { contextOf, formatTable, paint, plural } from "../_common.ts";
 import { roleTarget } from "./_target.ts";
 
 /** Builds `caps list`. */

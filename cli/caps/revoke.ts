@@ -2,7 +2,7 @@
  * Never creates a bucket or a user.
  * @module */
 
-import { contextOf } from "./_io.ts";
+import { contextOf } from "../_common.ts";
 import { deltaOf, grantOrRevoke, grantRevokeBase } from "./_grant_revoke.ts";
 
 /** Builds `caps revoke`. */

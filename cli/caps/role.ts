@@ -18,7 +18,7 @@ import {
 import { deleteDocument } from "./delete.ts";
 import { editDocument } from "./edit.ts";
 import { printHistory } from "./history.ts";
-import { contextOf, formatTable, paint, plural } from "./_io.ts";
+import { contextOf, formatTable, paint, plural } from "../_common.ts";
 import { roleTarget } from "./_target.ts";
 
 const _ROLE = { kind: "role" } as const;

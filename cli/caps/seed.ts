@@ -4,12 +4,19 @@
  * @module */
 
 import { type Capabilities, parseCapabilities } from "../../src/auth/capabilities.ts";
-import { CliError } from "../_common.ts";
+import {
+  type CliContext,
+  CliError,
+  confirmDestructive,
+  contextOf,
+  paint,
+  plural,
+  yesOption,
+} from "../_common.ts";
 import { withNats } from "../_nats.ts";
 import { bucketRef, capsSubcommand, openBucket } from "./_command.ts";
 import { type Change, changesJson, diffCapabilities, formatChange } from "./_diff.ts";
 import { serialize, tryParse } from "./_doc.ts";
-import { confirmDestructive, contextOf, type Ctx, paint, plural } from "./_io.ts";
 import { AuthBucket, isCasConflict, message, MissingBucketError, type Stored } from "./_kv.ts";
 
 /** The result of comparing a seed file with the bucket. */
@@ -75,7 +82,7 @@ export function seedCommand() {
     .argument("<file>", "seed file (- for stdin)")
     .option("--dry-run", "print what would change and write nothing")
     .option("--replace", "also delete users that are not in the file (asks first)")
-    .option("-y, --yes", "do not ask before --replace removes users (required without a terminal)")
+    .addOption(yesOption())
     .option("--create", "create the auth bucket when it does not exist")
     .option("--json", "print the plan as JSON")
     .action(async (file, o, cmd) => {
@@ -118,7 +125,7 @@ export function seedCommand() {
 }
 
 /** Prints the plan once (stdout): per user `+`/`~`/`-` and the patterns it gains or loses. */
-function _printer(ctx: Ctx, plan: SeedPlan, json: boolean, dryRun: boolean): () => void {
+function _printer(ctx: CliContext, plan: SeedPlan, json: boolean, dryRun: boolean): () => void {
   let done = false;
   return () => {
     if (done) return;

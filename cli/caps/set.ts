@@ -4,7 +4,7 @@
 import { withNats } from "../_nats.ts";
 import { capsSubcommand, openBucket } from "./_command.ts";
 import { readSource, serialize, validateText } from "./_doc.ts";
-import { contextOf } from "./_io.ts";
+import { contextOf } from "../_common.ts";
 
 /** Builds `caps set`. */
 export function setCommand() {
