@@ -6,7 +6,8 @@
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { Gateway, type GatewayOptions } from "../src/server/gateway.ts";
 import { createLogger, isLogLevel, type Logger } from "../src/log/log.ts";
-import { NatsServer, requireNatsServer } from "../src/nats/launcher.ts";
+import { NatsServer } from "../src/nats/launcher.ts";
+import { requireNatsServer } from "../src/nats/install.ts";
 import { mintToken } from "../src/auth/mint.ts";
 import { connectNats } from "../src/nats/connect.ts";
 import { gatewayExtensions } from "../src/streams/extensions.ts";

@@ -4,7 +4,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import denoJson from "../deno.json" with { type: "json" };
-import { findNatsServer, natsServerVersion } from "../src/nats/launcher.ts";
+import { findNatsServer, natsServerVersion } from "../src/nats/install.ts";
 import { contextOf, examples } from "./_common.ts";
 
 /** What `natsgate version --json` prints. */

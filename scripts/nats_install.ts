@@ -2,7 +2,7 @@
  * Prints the binary's path and version on stdout; errors go to stderr with exit code 1.
  * @module */
 
-import { installNatsServer, natsServerVersion } from "../src/nats/launcher.ts";
+import { installNatsServer, natsServerVersion } from "../src/nats/install.ts";
 
 if (import.meta.main) {
   try {

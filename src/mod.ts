@@ -64,5 +64,6 @@ export { eventsFilter, SESSIONS_KICK_SUBJECT, SESSIONS_LIST_SUBJECT } from "./na
 
 // NATS plumbing.
 export { connectNats, type NatsAccess } from "./nats/connect.ts";
-export { findNatsServer, NatsServer, type NatsServerOptions } from "./nats/launcher.ts";
+export { NatsServer, type NatsServerOptions } from "./nats/launcher.ts";
+export { findNatsServer } from "./nats/install.ts";
 export { createLogger, type Logger, type LoggerOptions } from "./log/log.ts";

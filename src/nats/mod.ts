@@ -4,5 +4,6 @@
 
 export * from "./connect.ts";
 export * from "./control.ts";
+export * from "./install.ts";
 export * from "./launcher.ts";
 export * from "./ordered_feed.ts";
