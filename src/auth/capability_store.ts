@@ -183,6 +183,8 @@ export class CapabilityStore {
   /** Creation time of the bucket's stream the watch runs on (tells a re-created bucket). */
   #incarnation?: string;
   #closed = false;
+  /** Pending re-reads of documents that could not be read after the watch restarted. */
+  #retryTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Number of capability documents applied from the watch (metrics). */
   reloads = 0;
 
@@ -338,8 +340,10 @@ export class CapabilityStore {
     for (const reg of entry.regs.values()) {
       // The document may name other roles: load those first, then tell the session.
       const loads = this.#bind(reg);
-      if (loads === null) this.#notify(reg);
-      else {
+      // Told at once: what the edit took away goes now, not after a role read. Roles not loaded
+      // yet grant nothing meanwhile (fail closed); the session is told again once they load.
+      this.#notify(reg);
+      if (loads !== null) {
         // A role that cannot be read now grants nothing until the watch brings it (fail closed).
         const done = () => entry.regs.get(reg.listener) === reg && this.#notify(reg);
         loads.then(done, (err) => {
@@ -457,7 +461,16 @@ export class CapabilityStore {
         const got = await this.#kv.get(roleKey(name));
         this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch, true);
       } catch (err) {
-        this.#log.warn("cannot read a role after the watch restarted", { role: name, error: err });
+        // Edits made while the watch was down are unknown: the role grants nothing until read.
+        this.#log.warn(
+          "cannot read a role after the watch restarted: it grants nothing until read",
+          {
+            role: name,
+            error: err,
+          },
+        );
+        this.#offerRole(name, null, 0, epoch, true);
+        this.#retry(() => this.#resyncRole(name));
       }
     }));
     await Promise.all([...this.#users.keys()].map(async (user) => {
@@ -469,9 +482,47 @@ export class CapabilityStore {
           epoch,
         );
       } catch (err) {
-        this.#log.warn("cannot read capabilities after the watch restarted", { user, error: err });
+        // Edits made while the watch was down are unknown, and the new watch starts at new
+        // changes only: fail closed until a read succeeds.
+        this.#log.warn("cannot read capabilities after the watch restarted: none until read", {
+          user,
+          error: err,
+        });
+        this.#offer(user, _NONE, epoch, true);
+        this.#retry(() => this.#resyncUser(user));
       }
     }));
+  }
+
+  async #resyncRole(name: string): Promise<void> {
+    if (!this.#roles.has(name)) return;
+    const epoch = this.#epoch;
+    const got = await this.#kv.get(roleKey(name));
+    this.#offerRole(name, this.#roleDoc(name, got), got?.revision ?? 0, epoch, true);
+  }
+
+  async #resyncUser(user: string): Promise<void> {
+    if (!this.#users.has(user)) return;
+    const epoch = this.#epoch;
+    const got = await this.#kv.get(userKey(user));
+    this.#offer(
+      user,
+      capabilitiesFromEntry(got, (e) => this.#invalid(user, e), this.#compile),
+      epoch,
+    );
+  }
+
+  /** Runs `read` again after a growing pause until it succeeds or the store closes. */
+  #retry(read: () => Promise<void>, delayMs = 250): void {
+    const timer = setTimeout(() => {
+      this.#retryTimers.delete(timer);
+      if (this.#closed) return;
+      read().catch((err) => {
+        this.#log.debug("capability read retry failed", { error: err });
+        this.#retry(read, Math.min(delayMs * 2, 5_000));
+      });
+    }, delayMs);
+    this.#retryTimers.add(timer);
   }
 
   #invalid(user: string, errors: string[]): void {
@@ -586,6 +637,8 @@ export class CapabilityStore {
   /** Stops the watch. */
   close(): void {
     this.#closed = true;
+    for (const t of this.#retryTimers) clearTimeout(t);
+    this.#retryTimers.clear();
     this.#feed?.close();
     this.#statusStop?.();
     this.#users.clear();
