@@ -151,15 +151,6 @@ export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** Whether stdout is a terminal. */
-export function stdoutIsTty(): boolean {
-  try {
-    return Deno.stdout.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The "Examples:" block of a command's `--help` (for `addHelpText("after", …)`).
  *

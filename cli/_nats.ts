@@ -150,29 +150,6 @@ export async function withNats<T>(
   }
 }
 
-/**
- * Asks `question` on a terminal unless `yes`; without a terminal (and without `--yes`) refuses.
- * Throws a {@link CliError} unless the answer is yes.
- * @deprecated use `confirmDestructive(ctx, question, { yes, action })` from `_common.ts`, which
- * reads the answer through the command's context (testable with a fake terminal).
- */
-export function confirmAction(question: string, what: string, yes: boolean | undefined): void {
-  if (yes) return;
-  let tty = false;
-  try {
-    tty = Deno.stdin.isTerminal();
-  } catch {
-    // no stdin
-  }
-  if (!tty) {
-    throw new CliError(
-      `refusing to ${what} without confirmation: pass --yes (stdin is not a terminal)`,
-    );
-  }
-  const answer = prompt(`${question} [y/N]`);
-  if (!/^\s*y(es)?\s*$/i.test(answer ?? "")) throw new CliError(`aborted; nothing done`);
-}
-
 function _message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
